@@ -1,0 +1,42 @@
+"""rat_engine: a Python web framework for real-time streaming with Server-Sent Events.
+
+Compatible with RAT Engine's Python API (``from rat_engine import RatApp``), with streams that
+are framed per the SSE standard, notice clients leaving, keep alive, and shut down cleanly.
+"""
+
+from .app import RatApp
+from .datastructures import Headers, QueryParams, UploadedFile
+from .exceptions import HTTPException, RouteError
+from .files import FileResponse, safe_join
+from .middleware import CORSMiddleware, Middleware
+from .request import RequestData
+from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, redirect
+from .sse.event import SSEEvent
+from .sse.response import EventStreamResponse
+from .streaming import StreamingResponse
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CORSMiddleware",
+    "EventStreamResponse",
+    "FileResponse",
+    "HTMLResponse",
+    "HTTPException",
+    "Headers",
+    "JSONResponse",
+    "Middleware",
+    "PlainTextResponse",
+    "QueryParams",
+    "RatApp",
+    "RedirectResponse",
+    "RequestData",
+    "Response",
+    "RouteError",
+    "SSEEvent",
+    "StreamingResponse",
+    "UploadedFile",
+    "__version__",
+    "redirect",
+    "safe_join",
+]

@@ -1,0 +1,34 @@
+"""One JSON encoder for the whole package (orjson: fast, UTF-8, non-ASCII kept as is)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+__all__ = ["dumps", "dumps_str", "loads"]
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(obj: Any) -> Any:
+    # Sets and tuples-like containers are common in handler return values; anything
+    # else is a programming error that should surface as a TypeError (500 / error event).
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def dumps(obj: Any) -> bytes:
+    """Encode ``obj`` as compact UTF-8 JSON bytes."""
+    return orjson.dumps(obj, default=_default, option=_OPTIONS)
+
+
+def dumps_str(obj: Any) -> str:
+    return dumps(obj).decode("utf-8")
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)

@@ -1,0 +1,153 @@
+"""The request path: ASGI scope in, response out (docs/ARCHITECTURE.md has the picture).
+
+    build request_data (414/431) -> match route (404/405) -> read body (413)
+      -> before hooks (may answer) -> handler -> make_response -> after hooks
+      -> [stream: admission (503/429), registry] -> send -> access log
+
+Every exception on the way becomes a response: ``HTTPException`` its own status, anything else
+a logged 500 whose body hides internals unless ``debug`` is on. The worker never dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from .convert import make_response
+from .exceptions import HTTPException
+from .request import RequestData, build_request_data, read_body
+from .responses import JSONResponse, Response
+from .routing import MethodNotAllowed, NotFound
+from .streaming import StreamContext, StreamingResponse, source_kind
+
+if TYPE_CHECKING:
+    from .app import RatApp
+    from .endpoints import Endpoint
+
+logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("rat_engine.access")
+
+__all__ = ["handle_http"]
+
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """Escape control characters so a request cannot forge lines in the access log."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+async def handle_http(app: RatApp, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    started = time.perf_counter()
+    request_data: RequestData | None = None
+    endpoint: Endpoint | None = None
+    try:
+        request_data = build_request_data(scope, app.limits)
+        endpoint, response = await _respond(app, request_data, scope, receive)
+    except Exception as exc:
+        response = await _error_response(app, request_data, exc)
+    if request_data is not None:
+        try:
+            response = await app.hooks.run_after(request_data, response)
+        except Exception as exc:
+            response = await _error_response(app, request_data, exc)
+    if isinstance(response, StreamingResponse):
+        response = _admit_stream(app, request_data, endpoint, response)
+    await response(scope, receive, send)
+    if access_logger.isEnabledFor(logging.INFO):
+        client = scope.get("client")
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d %dB %.1fms%s',
+            client[0] if client else "-",
+            scope["method"],
+            _printable(scope["path"]),
+            scope.get("http_version", "1.1"),
+            response.status_code,
+            response.bytes_sent,
+            (time.perf_counter() - started) * 1000,
+            f" stream:{response.stop_reason}" if isinstance(response, StreamingResponse) else "",
+        )
+
+
+async def _respond(
+    app: RatApp, request_data: RequestData, scope: dict[str, Any], receive: Any
+) -> tuple[Endpoint | None, Response]:
+    match = app.router.match(request_data["method"], request_data["path"])
+    endpoint = None if isinstance(match, (NotFound, MethodNotAllowed)) else match.endpoint
+    if endpoint is not None:
+        await read_body(request_data, receive, app.limits.max_body_size)
+        request_data["path_params"] = match.params  # type: ignore[union-attr]
+        if endpoint.is_stream:
+            request_data["disconnected"] = threading.Event()
+    early = await app.hooks.run_before(request_data)
+    if early is not None:
+        return endpoint, make_response(early)
+    if isinstance(match, NotFound):
+        raise HTTPException(404)
+    if isinstance(match, MethodNotAllowed):
+        allow = ", ".join(match.allowed)
+        if request_data["method"] == "OPTIONS":
+            return None, Response(b"", 204, {"allow": allow + ", OPTIONS"})
+        raise HTTPException(405, headers={"allow": allow})
+    assert endpoint is not None
+    rv = await endpoint.call(request_data, match.params, app.executor)
+    return endpoint, make_response(rv, endpoint.kind)
+
+
+def _admit_stream(
+    app: RatApp, request_data: RequestData | None, endpoint: Endpoint | None, response: StreamingResponse
+) -> Response:
+    client = request_data["remote_addr"] if request_data is not None else ""
+    try:
+        app.connections.admit(client, needs_thread=source_kind(response.content) == "thread")
+    except HTTPException as exc:
+        close = getattr(response.content, "close", None)
+        if callable(close):
+            close()
+        logger.warning("stream refused for %s: %s", client, exc.detail)
+        return _default_error(app, exc.status_code, exc.detail, exc.headers, None)
+    options = endpoint.stream_options if endpoint is not None else {}
+    disconnected = request_data.get("disconnected") if request_data is not None else None
+    response.context = StreamContext(
+        settings=app.stream_settings.merged(options),
+        manager=app.connections,
+        route=endpoint.rule if endpoint is not None else "",
+        client=client,
+        disconnected=disconnected if isinstance(disconnected, threading.Event) else threading.Event(),
+        shutdown_frame=app.shutdown_frame(),
+    )
+    return response
+
+
+async def _error_response(app: RatApp, request_data: RequestData | None, exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        status, detail, headers = exc.status_code, exc.detail, exc.headers
+    else:
+        method = request_data["method"] if request_data is not None else "?"
+        path = request_data["path"] if request_data is not None else "?"
+        logger.error("unhandled exception in %s %s", method, _printable(path), exc_info=exc)
+        status, detail, headers = 500, "Internal Server Error", {}
+    if request_data is not None:
+        try:
+            handled = await app.hooks.run_error(request_data, exc, status)
+        except Exception as handler_exc:
+            logger.error("error handler raised", exc_info=handler_exc)
+            handled = None
+        if handled is not None:
+            return handled
+    return _default_error(app, status, detail, headers, None if isinstance(exc, HTTPException) else exc)
+
+
+def _default_error(
+    app: RatApp, status: int, detail: str, headers: dict[str, str], exc: BaseException | None
+) -> Response:
+    # RAT Engine's error body shape: {"error": ..., "status": ...}.
+    body: dict[str, Any] = {"error": detail, "status": status}
+    if app.debug and exc is not None:
+        body["exception"] = f"{type(exc).__name__}: {exc}"
+        body["traceback"] = traceback.format_exception(exc)
+    return JSONResponse(body, status, headers)

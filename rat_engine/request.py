@@ -1,0 +1,169 @@
+"""``request_data``: the dict every handler receives, built from an ASGI scope.
+
+It is a real ``dict`` (RAT Engine handlers do ``request_data.get('method')``,
+``request_data['body']`` and ``dict(request_data.get('headers', {}))``) with helper methods for
+what a dict cannot say: :meth:`RequestData.json`, :meth:`form`, :meth:`files`,
+:meth:`is_disconnected`.
+
+Keys: ``method``, ``path``, ``query_string``, ``query`` (RAT Engine's name for the same raw
+string), ``query_params``, ``headers`` (case-insensitive), ``body`` (``str`` when the bytes are
+valid UTF-8, else ``bytes``, as RAT Engine does), ``raw_body`` (always bytes), ``path_params``,
+``remote_addr``, ``scheme``, ``http_version``, ``last_event_id`` (the ``Last-Event-ID`` header or
+``lastEventId`` query parameter, else None) and, on streaming routes, ``disconnected`` (a
+``threading.Event`` set when the client has gone; ``request_data['disconnected'].wait(1)`` is an
+interruptible ``time.sleep(1)``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from . import _json
+from .datastructures import Headers, QueryParams, UploadedFile, parse_query
+from .exceptions import HTTPException
+from .forms import FormData, parse_form
+
+__all__ = ["RequestData", "RequestLimits", "build_request_data", "read_body"]
+
+
+class RequestLimits:
+    """Size limits checked before a handler runs (each violation is a 4xx, never a crash)."""
+
+    __slots__ = ("max_url_length", "max_header_count", "max_header_bytes", "max_body_size")
+
+    def __init__(
+        self,
+        max_url_length: int = 8192,
+        max_header_count: int = 100,
+        max_header_bytes: int = 16384,
+        max_body_size: int = 16 * 1024 * 1024,
+    ) -> None:
+        self.max_url_length = max_url_length
+        self.max_header_count = max_header_count
+        self.max_header_bytes = max_header_bytes
+        self.max_body_size = max_body_size
+
+
+class RequestData(dict[str, Any]):
+    """The request as a dict, plus parsing helpers (see the module docstring for the keys)."""
+
+    __slots__ = ("_form", "scope")
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        super().__init__()
+        self.scope = scope
+        self._form: FormData | None = None
+
+    @property
+    def raw_body(self) -> bytes:
+        raw = self.get("raw_body", b"")
+        return raw if isinstance(raw, bytes) else b""
+
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            HTTPException: 400 when the body is not valid JSON (so a bad client gets a 4xx).
+        """
+        try:
+            return _json.loads(self.raw_body)
+        except ValueError as exc:
+            raise HTTPException(400, f"request body is not valid JSON: {exc}") from exc
+
+    def _parsed_form(self) -> FormData:
+        if self._form is None:
+            self._form = parse_form(self["headers"].get("content-type", ""), self.raw_body)
+        return self._form
+
+    def form(self) -> QueryParams:
+        """Fields of a urlencoded or multipart form body (``getlist`` for repeated names)."""
+        return self._parsed_form().fields
+
+    def files(self) -> dict[str, UploadedFile]:
+        """Uploaded files of a multipart body, by field name."""
+        return self._parsed_form().files
+
+    def cookies(self) -> dict[str, str]:
+        jar: dict[str, str] = {}
+        for part in self["headers"].get("cookie", "").split(";"):
+            name, sep, value = part.strip().partition("=")
+            if sep:
+                jar[name] = value
+        return jar
+
+    def is_disconnected(self) -> bool:
+        """True once the stream serving this request has ended (client gone, shutdown, timeout)."""
+        event = self.get("disconnected")
+        return isinstance(event, threading.Event) and event.is_set()
+
+
+def build_request_data(scope: dict[str, Any], limits: RequestLimits) -> RequestData:
+    """Everything but the body. Raises HTTPException 414/431 when a limit is exceeded."""
+    raw_headers = scope["headers"]
+    if len(raw_headers) > limits.max_header_count:
+        raise HTTPException(431, f"too many headers (limit {limits.max_header_count})")
+    headers = Headers()
+    size = 0
+    for name, value in raw_headers:
+        size += len(name) + len(value) + 4
+        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    if size > limits.max_header_bytes:
+        raise HTTPException(431, f"request headers too large (limit {limits.max_header_bytes} bytes)")
+    query_bytes: bytes = scope.get("query_string", b"")
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    if len(raw_path) + len(query_bytes) > limits.max_url_length:
+        raise HTTPException(414, f"URL too long (limit {limits.max_url_length} bytes)")
+    query_string = query_bytes.decode("latin-1")
+    query_params = parse_query(query_string)
+    client = scope.get("client")
+    data = RequestData(scope)
+    data["method"] = scope["method"]
+    data["path"] = scope["path"]
+    data["query_string"] = query_string
+    data["query"] = query_string
+    data["query_params"] = query_params
+    data["headers"] = headers
+    data["body"] = ""
+    data["raw_body"] = b""
+    data["path_params"] = {}
+    data["remote_addr"] = client[0] if client else ""
+    data["scheme"] = scope.get("scheme", "http")
+    data["http_version"] = scope.get("http_version", "1.1")
+    data["last_event_id"] = headers.get("last-event-id") or query_params.get("lastEventId")
+    return data
+
+
+async def read_body(data: RequestData, receive: Any, max_body_size: int) -> None:
+    """Read the whole body into ``data['raw_body']``/``data['body']``, enforcing the size limit."""
+    headers = data["headers"]
+    declared = headers.get("content-length")
+    if declared is None and "transfer-encoding" not in headers and data["method"] in ("GET", "HEAD"):
+        return  # no body to wait for: saves a receive() round trip on every GET
+    if declared is not None:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise HTTPException(400, "invalid Content-Length") from None
+        if length > max_body_size:
+            raise HTTPException(413, f"request body too large (limit {max_body_size} bytes)")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPException(400, "client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > max_body_size:
+                raise HTTPException(413, f"request body too large (limit {max_body_size} bytes)")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    raw = b"".join(chunks)
+    data["raw_body"] = raw
+    try:
+        data["body"] = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        data["body"] = raw

@@ -1,0 +1,160 @@
+"""Response objects. Each is an ASGI app: ``await response(scope, receive, send)``.
+
+Header values are sanitised when rendered: a CR or LF (from user data such as a redirect
+target or a filename) is replaced, so nothing can split the response or inject headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+from . import _json
+from .datastructures import Headers
+
+__all__ = [
+    "HTMLResponse",
+    "JSONResponse",
+    "PlainTextResponse",
+    "RedirectResponse",
+    "Response",
+    "redirect",
+]
+
+Scope = dict[str, Any]
+_CRLF = re.compile(r"[\r\n\0]+")
+
+
+def _clean(value: str) -> bytes:
+    if "\r" in value or "\n" in value or "\0" in value:
+        value = _CRLF.sub(" ", value)
+    return value.encode("latin-1", errors="replace")
+
+
+class Response:
+    """A complete (non-streaming) response.
+
+    Args:
+        body: ``bytes`` are sent as is; ``str`` is UTF-8 encoded; ``None`` is an empty body.
+        status: HTTP status code.
+        headers: Extra headers (a mapping, or pairs for repeated names like Set-Cookie).
+        media_type: The ``Content-Type``; a ``charset=utf-8`` is added for ``text/*``.
+    """
+
+    media_type: str | None = None
+    #: Set once the response went out (for the access log).
+    bytes_sent: int = 0
+
+    def __init__(
+        self,
+        body: bytes | str | None = b"",
+        status: int = 200,
+        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        self.status_code = status
+        self.headers = Headers(headers)
+        if media_type is not None:
+            self.media_type = media_type
+        if body is None:
+            self.body = b""
+        elif isinstance(body, str):
+            self.body = body.encode("utf-8")
+        else:
+            self.body = bytes(body)
+
+    @property
+    def content_type(self) -> str | None:
+        explicit = self.headers.get("content-type")
+        if explicit is not None:
+            return str(explicit)
+        media_type = self.media_type
+        if media_type is not None and media_type.startswith("text/") and "charset" not in media_type:
+            return media_type + "; charset=utf-8"
+        return media_type
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        path: str = "/",
+        secure: bool = False,
+        httponly: bool = True,
+        samesite: str | None = "lax",
+    ) -> None:
+        parts = [f"{key}={quote(value, safe='')}", f"Path={path}"]
+        if max_age is not None:
+            parts.append(f"Max-Age={max_age}")
+        if secure:
+            parts.append("Secure")
+        if httponly:
+            parts.append("HttpOnly")
+        if samesite:
+            parts.append(f"SameSite={samesite.capitalize()}")
+        self.headers.add("set-cookie", "; ".join(parts))
+
+    def render_headers(self, content_length: int | None) -> list[tuple[bytes, bytes]]:
+        raw: list[tuple[bytes, bytes]] = []
+        content_type = self.content_type
+        if content_type is not None and "content-type" not in self.headers:
+            raw.append((b"content-type", _clean(content_type)))
+        if content_length is not None and "content-length" not in self.headers:
+            raw.append((b"content-length", str(content_length).encode()))
+        for key, value in self.headers.raw_items():
+            raw.append((key.encode("latin-1"), _clean(value)))
+        return raw
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        body = self.body
+        no_body = self.status_code in (204, 304) or self.status_code < 200
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.status_code,
+                "headers": self.render_headers(None if no_body else len(body)),
+            }
+        )
+        if scope.get("method") == "HEAD" or no_body:
+            body = b""
+        await send({"type": "http.response.body", "body": body})
+        self.bytes_sent = len(body)
+
+
+class HTMLResponse(Response):
+    media_type = "text/html"
+
+
+class PlainTextResponse(Response):
+    media_type = "text/plain"
+
+
+class JSONResponse(Response):
+    """``content`` is JSON-encoded (orjson: UTF-8, non-ASCII kept, dataclasses and datetimes)."""
+
+    media_type = "application/json"
+
+    def __init__(
+        self,
+        content: Any,
+        status: int = 200,
+        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(_json.dumps(content), status, headers, media_type)
+
+
+class RedirectResponse(Response):
+    def __init__(
+        self, url: str, status: int = 302, headers: Mapping[str, str] | list[tuple[str, str]] | None = None
+    ) -> None:
+        super().__init__(b"", status, headers)
+        # Keep the URL readable but never let it carry raw spaces or control characters.
+        self.headers["location"] = quote(url, safe=":/%#?=@[]!$&'()*+,;~")
+
+
+def redirect(url: str, status: int = 302) -> RedirectResponse:
+    """Return this from a handler to redirect (302 by default; 301, 303, 307, 308 also fine)."""
+    return RedirectResponse(url, status)

@@ -1,0 +1,126 @@
+"""Match (method, path) to a route: a dict for static rules, sorted regexes for dynamic ones.
+
+Outcomes are explicit: a :class:`Match`, or :class:`NotFound`, or :class:`MethodNotAllowed`
+carrying the allowed methods (for the ``Allow`` header). A value that a converter rejects
+counts as "no match", so ``/item/abc`` on ``<int:id>`` is a 404, never a 500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ..exceptions import RouteError
+from .converters import ConversionError
+from .rules import CompiledRule, compile_rule
+
+__all__ = ["Match", "MethodNotAllowed", "NotFound", "Router"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Match(Generic[T]):
+    endpoint: T
+    params: dict[str, Any]
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MethodNotAllowed:
+    allowed: tuple[str, ...]
+
+
+_NOT_FOUND = NotFound()
+
+
+class _RuleEntry(Generic[T]):
+    __slots__ = ("compiled", "methods")
+
+    def __init__(self, compiled: CompiledRule) -> None:
+        self.compiled = compiled
+        self.methods: dict[str, T] = {}
+
+
+class Router(Generic[T]):
+    """Holds rules and their per-method endpoints."""
+
+    def __init__(self) -> None:
+        self._static: dict[str, _RuleEntry[T]] = {}
+        self._dynamic: list[_RuleEntry[T]] = []
+        self._by_signature: dict[str, _RuleEntry[T]] = {}
+
+    def add(self, rule: str, methods: list[str] | tuple[str, ...], endpoint: T) -> CompiledRule:
+        """Register ``endpoint`` for ``methods`` on ``rule``.
+
+        Raises:
+            RouteError: the rule is malformed, or one of the methods is already taken by a
+                rule that matches exactly the same paths.
+        """
+        compiled = compile_rule(rule)
+        methods = tuple(m.upper() for m in methods)
+        if not methods:
+            raise RouteError(f"route {rule!r} has no methods")
+        entry = self._by_signature.get(compiled.signature)
+        if entry is None:
+            entry = _RuleEntry(compiled)
+            self._by_signature[compiled.signature] = entry
+            if compiled.is_static:
+                self._static[rule] = entry
+            else:
+                self._dynamic.append(entry)
+                self._dynamic.sort(key=lambda e: e.compiled.sort_key)
+        for method in methods:
+            if method in entry.methods:
+                raise RouteError(
+                    f"duplicate route: {method} {rule!r} is already registered"
+                    f" (as {entry.compiled.rule!r})"
+                )
+        for method in methods:
+            entry.methods[method] = endpoint
+        return compiled
+
+    def match(self, method: str, path: str) -> Match[T] | NotFound | MethodNotAllowed:
+        allowed: set[str] = set()
+        entry = self._static.get(path)
+        if entry is not None:
+            found = _pick(entry, method, {}, allowed)
+            if found is not None:
+                return found
+        for entry in self._dynamic:
+            regex = entry.compiled.regex
+            assert regex is not None  # dynamic entries always have one
+            m = regex.match(path)
+            if m is None:
+                continue
+            try:
+                params = {name: conv.to_python(m.group(name)) for name, conv in entry.compiled.converters}
+            except (ValueError, ConversionError):
+                continue
+            found = _pick(entry, method, params, allowed)
+            if found is not None:
+                return found
+        if allowed:
+            return MethodNotAllowed(tuple(sorted(allowed)))
+        return _NOT_FOUND
+
+    def rules(self) -> list[tuple[str, tuple[str, ...]]]:
+        entries = list(self._static.values()) + self._dynamic
+        return [(e.compiled.rule, tuple(e.methods)) for e in entries]
+
+
+def _pick(entry: _RuleEntry[T], method: str, params: dict[str, Any], allowed: set[str]) -> Match[T] | None:
+    endpoint = entry.methods.get(method)
+    if endpoint is None and method == "HEAD":
+        endpoint = entry.methods.get("GET")
+    if endpoint is not None:
+        return Match(endpoint, params, entry.compiled.rule)
+    allowed.update(entry.methods)
+    if "GET" in entry.methods:
+        allowed.add("HEAD")
+    return None

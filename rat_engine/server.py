@@ -1,0 +1,239 @@
+"""Serve a :class:`RatApp` with uvicorn (httptools parser, uvloop), blocking or in the background.
+
+Why uvicorn and not granian's RSGI (measured, see docs/ARCHITECTURE.md): granian answered more
+small requests per second, but its 2.8 stream transport queues writes without bound, so one
+client that stops reading grows the server's memory by hundreds of MB in seconds. uvicorn holds
+``send()`` while the socket is congested, which is what bounded per-stream buffers rely on.
+
+Shutdown order on SIGTERM / Ctrl-C: (1) open streams are told to stop at once (each sends its
+farewell ``retry:`` frame and its generator is closed, so ``finally`` blocks run), while uvicorn
+(2) stops accepting, (3) waits for connections up to the grace period, then (4) runs the
+lifespan shutdown (``on_shutdown`` hooks). A second Ctrl-C forces the exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Generator
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+
+if TYPE_CHECKING:
+    from .app import RatApp
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ServerHandle", "serve"]
+
+
+def _find_rat_app(app: Any) -> RatApp | None:
+    from .app import RatApp
+
+    for _ in range(10):  # unwrap uvicorn's proxy-headers middleware and the like
+        if isinstance(app, RatApp):
+            return app
+        app = getattr(app, "app", None)
+    return None
+
+
+class RatServer(uvicorn.Server):
+    """uvicorn's server, plus: streams are stopped as soon as the exit signal arrives (uvicorn
+    alone would wait for them to end on their own), and no signal is re-raised afterwards, so
+    ``app.run()`` simply returns."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        first = not self.should_exit
+        super().handle_exit(sig, frame)
+        if first:
+            self.begin_stream_shutdown()
+
+    def begin_stream_shutdown(self) -> None:
+        loop = getattr(self, "_rat_loop", None)
+        app = _find_rat_app(getattr(self.config, "loaded_app", None))
+        if loop is not None and app is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(app.begin_shutdown)
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._rat_loop = asyncio.get_running_loop()
+        with self.capture_signals():
+            await self._serve(sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
+class ServerHandle:
+    """A server running on a background thread (``app.run(blocking=False)``)."""
+
+    def __init__(self, server: RatServer, sock: socket.socket, thread: threading.Thread) -> None:
+        self._server = server
+        self._socket = sock
+        self._thread = thread
+        host, port = sock.getsockname()[:2]
+        self.host: str = host
+        self.port: int = port
+        self.url = f"http://{host}:{port}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("server thread exited during startup")
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not start in time")
+            time.sleep(0.01)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Graceful stop, as on SIGTERM; waits for the thread (up to grace + 5 s)."""
+        if self._thread.is_alive():
+            self._server.should_exit = True
+            self._server.begin_stream_shutdown()
+        wait = timeout if timeout is not None else self._server.config.timeout_graceful_shutdown or 10
+        self._thread.join(wait + 5)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(5)
+
+
+def _bind(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("rat_engine").setLevel(level.upper())
+    logging.getLogger("uvicorn").setLevel(level.upper())
+
+
+def _build_config(app: RatApp | str, host: str, port: int, log_level: str, options: dict[str, Any]) -> uvicorn.Config:
+    grace = app.shutdown_grace if not isinstance(app, str) else 5.0
+    defaults: dict[str, Any] = {
+        "http": "httptools",
+        "loop": "uvloop" if sys.platform != "win32" else "asyncio",
+        "lifespan": "on",
+        "access_log": False,  # rat_engine writes its own access log (rat_engine.access)
+        "log_config": None,  # keep the application's logging setup
+        "log_level": log_level,
+        "timeout_graceful_shutdown": int(grace) + 1,
+        "timeout_keep_alive": 5,
+        "backlog": 4096,
+        "server_header": False,
+    }
+    defaults.update(options)
+    return uvicorn.Config(app, host=host, port=port, **defaults)
+
+
+def serve(
+    app: RatApp,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    *,
+    blocking: bool = True,
+    log_level: str = "info",
+    access_log: bool = True,
+    **options: Any,
+) -> ServerHandle | None:
+    """See :meth:`RatApp.run`."""
+    _configure_logging(log_level)
+    logging.getLogger("rat_engine.access").disabled = not access_log
+    config = _build_config(app, host, port, log_level, options)
+    sock = _bind(host, port, config.backlog)
+    bound_port = sock.getsockname()[1]
+    if not blocking:
+        if workers != 1:
+            raise ValueError("blocking=False runs one worker on a thread; use workers=1")
+        server = RatServer(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rat-server", daemon=True)
+        thread.start()
+        handle = ServerHandle(server, sock, thread)
+        handle.wait_ready()
+        return handle
+    logger.info("%s listening on http://%s:%d (workers: %d)", app.name, host, bound_port, workers)
+    if workers <= 1:
+        RatServer(config).run(sockets=[sock])
+    else:
+        _run_workers(config, sock, workers)
+    return None
+
+
+def _run_workers(config: uvicorn.Config, sock: socket.socket, workers: int) -> None:
+    """Fork ``workers`` processes sharing the listening socket; forward signals; restart crashes."""
+    if not hasattr(os, "fork"):
+        raise RuntimeError("workers > 1 needs os.fork (POSIX); run one process per port instead")
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # child
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = 0
+            try:
+                RatServer(config).run(sockets=[sock])
+            except BaseException:
+                logger.exception("worker %d crashed", index)
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = index
+        logger.info("worker %d started (pid %d)", index, pid)
+
+    def forward(sig: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for index in range(workers):
+            spawn(index)
+        while children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            index = children.pop(pid, -1)
+            if not stopping and index >= 0:
+                logger.warning("worker %d (pid %d) exited with status %d; restarting", index, pid, status)
+                time.sleep(0.5)
+                spawn(index)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        sock.close()

@@ -1,0 +1,355 @@
+"""Streaming responses: a generator's items written as they come, with a full lifecycle.
+
+Lifecycle of one stream (see docs/ARCHITECTURE.md for the diagram)::
+
+    admit (limits) -> register -> send headers -> start pump -> write loop -> cleanup
+                                                  |            ^   |
+                     disconnect watcher (receive) -+-> stop() --+   +-> ping when idle
+                     max-duration / send-timeout timers -+          +-> farewell frame on shutdown
+
+* The write loop takes *everything* queued at once, so bursts become one write.
+* ``stop(reason)`` can come from the client leaving, the app shutting down, a timer, or the
+  generator ending; it closes the pump (the generator's ``finally`` runs) and wakes the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .pumps import ChunkEncoder, ErrorEncoder, StreamBuffer, TaskPump, ThreadPump
+from .responses import Response
+
+if TYPE_CHECKING:
+    from .connections import ConnectionManager, StreamInfo
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StreamContext", "StreamSettings", "StreamingResponse", "source_kind"]
+
+
+@dataclass(slots=True)
+class StreamSettings:
+    """Per-app defaults, overridable per route (``@app.sse(rule, ping_interval=5)``)."""
+
+    #: Seconds without a write before a ``: ping`` comment is sent; 0 disables.
+    ping_interval: float = 15.0
+    #: End the stream after this many seconds (the browser reconnects); None: no limit.
+    max_duration: float | None = None
+    #: Close a client that has not accepted data for this many seconds; None: never.
+    send_timeout: float | None = 60.0
+    #: Chunks buffered per stream before the generator is held at its ``yield``.
+    buffer_size: int = 64
+    #: ``retry:`` (ms) sent first, telling browsers how soon to reconnect; None: not sent.
+    retry: int | None = None
+    #: Include exception text in ``error`` events (turn on only while debugging).
+    expose_errors: bool = False
+    #: Stack size for the thread of each sync-generator stream (bytes; 0: Python default).
+    thread_stack_size: int = 256 * 1024
+
+    def merged(self, overrides: Mapping[str, Any]) -> StreamSettings:
+        if not overrides:
+            return self
+        values = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        unknown = set(overrides) - set(values)
+        if unknown:
+            raise TypeError(f"unknown stream option(s): {', '.join(sorted(unknown))}")
+        values.update(overrides)
+        return StreamSettings(**values)
+
+
+@dataclass(slots=True)
+class StreamContext:
+    """What the dispatcher hands a streaming response: where it is registered and how it behaves."""
+
+    settings: StreamSettings = field(default_factory=StreamSettings)
+    manager: ConnectionManager | None = None
+    route: str = ""
+    client: str = ""
+    #: Set when the stream stops for any reason; blocking generator code may poll or wait on it.
+    disconnected: threading.Event | None = None
+    #: Frame sent to every open stream when the server shuts down (e.g. a ``retry:`` hint).
+    shutdown_frame: bytes | None = None
+    on_close: Callable[[StreamingResponse], None] | None = None
+
+
+def source_kind(content: Any) -> str:
+    """How a stream's content is driven: "task" (async iterable), "thread" (sync iterator) or
+    "static" (a list/tuple or a single value: no thread needed)."""
+    if hasattr(content, "__aiter__"):
+        return "task"
+    if isinstance(content, (list, tuple)):
+        return "static"
+    if inspect.isgenerator(content) or (
+        hasattr(content, "__iter__") and not isinstance(content, (str, bytes, bytearray, dict))
+    ):
+        return "thread"
+    return "static"
+
+
+def _plain_chunk(item: Any) -> bytes | None:
+    if item is None:
+        return None
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, (bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    from ._json import dumps
+
+    return dumps(item) + b"\n" if isinstance(item, (dict, list)) else str(item).encode("utf-8")
+
+
+def _no_error_chunk(exc: BaseException) -> bytes | None:
+    return None
+
+
+class StreamingResponse(Response):
+    """Send ``content`` incrementally with chunked transfer encoding (``@app.chunk``).
+
+    ``content`` may be a sync iterable (run on its own thread), an async iterable (a task on
+    the loop), or a single str/bytes value.
+    """
+
+    media_type = "text/plain"
+    #: Items become bytes through this; subclasses (SSE) frame them.
+    encoder: ChunkEncoder = staticmethod(_plain_chunk)
+    pings = False
+
+    def __init__(
+        self,
+        content: Any,
+        status: int = 200,
+        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        media_type: str | None = None,
+    ) -> None:
+        super().__init__(b"", status, headers, media_type)
+        self.content = content
+        self.context = StreamContext()
+        self.stop_reason: str | None = None
+        self.info: StreamInfo | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._pump: ThreadPump | TaskPump | None = None
+        self._closed: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_write = 0.0
+        self._sending_since: float | None = None
+        self._ping_due = False
+        self._task: asyncio.Task[Any] | None = None
+
+    # -- hooks for subclasses ------------------------------------------------------------------
+    def error_encoder(self) -> ErrorEncoder:
+        return _no_error_chunk
+
+    def preamble(self) -> bytes:
+        return b""
+
+    # -- control -------------------------------------------------------------------------------
+    def stop(self, reason: str) -> None:
+        """End the stream (idempotent; the first reason wins)."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        if self.context.disconnected is not None:
+            self.context.disconnected.set()
+        if self._pump is not None:
+            self._pump.stop()
+        self._wake()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait until the response is finished and the generator closed; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._closed is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+            except asyncio.TimeoutError:
+                return False
+        if self._pump is not None:
+            return await self._pump.wait(max(0.0, deadline - loop.time()))
+        return True
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- ASGI ----------------------------------------------------------------------------------
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        start = {"type": "http.response.start", "status": self.status_code, "headers": self.render_headers(None)}
+        if scope.get("method") == "HEAD":
+            await send(start)
+            await send({"type": "http.response.body", "body": b""})
+            _close_unstarted(self.content)
+            return
+        loop = self._loop = asyncio.get_running_loop()
+        ctx = self.context
+        settings = ctx.settings
+        self._closed = loop.create_future()
+        kind = source_kind(self.content)
+        if ctx.manager is not None:
+            self.info = ctx.manager.register(ctx.route, scope.get("path", ""), ctx.client, kind, self)
+        buffer = StreamBuffer(loop, settings.buffer_size)
+        watcher: asyncio.Task[None] | None = None
+        try:
+            await send(start)
+            preamble = self.preamble()
+            if preamble:
+                await self._write(send, preamble, 0)
+            self._pump = self._start_pump(kind, buffer)
+            watcher = loop.create_task(self._watch_disconnect(receive))
+            self._last_write = loop.time()
+            self._schedule_timer(settings)
+            if settings.max_duration:
+                loop.call_later(settings.max_duration, self.stop, "max_duration")
+            self._task = asyncio.current_task()
+            try:
+                await self._write_loop(send, buffer)
+            except asyncio.CancelledError:
+                if self.stop_reason != "send_timeout" or self._task is None:
+                    raise
+                # Our own cancellation of a stalled write: end quietly; the server drops the socket.
+                self._task.uncancel()
+                return
+            if self.stop_reason == "shutdown" and ctx.shutdown_frame:
+                await self._write(send, ctx.shutdown_frame, 0)
+            if self.stop_reason != "client" and not buffer.failed:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            self.stop(self.stop_reason or "finished")
+            if watcher is not None:
+                watcher.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+            if ctx.manager is not None and self.info is not None:
+                ctx.manager.unregister(self.info, self.stop_reason or "finished")
+            self._closed.set_result(None)
+            if ctx.on_close is not None:
+                ctx.on_close(self)
+
+    def _start_pump(self, kind: str, buffer: StreamBuffer) -> ThreadPump | TaskPump | None:
+        encode, on_error = self.encoder, self.error_encoder()
+        if kind == "task":
+            pump: ThreadPump | TaskPump = TaskPump(self.content, encode, on_error, buffer)
+        elif kind == "thread":
+            name = f"rat-stream-{self.info.id if self.info else id(self)}"
+            pump = ThreadPump(
+                iter(self.content), encode, on_error, buffer, name, self.context.settings.thread_stack_size
+            )
+        else:
+            items = self.content if isinstance(self.content, (list, tuple)) else [self.content]
+            for item in items:
+                chunk = encode(item)
+                if chunk is not None:
+                    buffer._items.append(chunk)  # static content: bounded by what the handler returned
+            buffer.finish()
+            return None
+        pump.start()
+        return pump
+
+    async def _write_loop(self, send: Any, buffer: StreamBuffer) -> None:
+        loop = self._loop
+        assert loop is not None
+        while True:
+            chunks = buffer.take()
+            if chunks:
+                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                await self._write(send, body, len(chunks))
+                continue
+            if self.stop_reason is not None or buffer.finished:
+                return
+            if self._ping_due:
+                self._ping_due = False
+                await self._write(send, b": ping\n\n", 0)
+                continue
+            waiter = self._waiter = loop.create_future()
+            if buffer.arm(waiter):
+                await waiter
+                buffer.disarm()
+            self._waiter = None
+
+    async def _write(self, send: Any, body: bytes, events: int) -> None:
+        loop = self._loop
+        assert loop is not None
+        self._sending_since = loop.time()
+        try:
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        except OSError:
+            # Servers other than uvicorn may raise once the peer has gone.
+            self.stop("client")
+            return
+        finally:
+            self._sending_since = None
+        self._last_write = loop.time()
+        self.bytes_sent += len(body)
+        if self.info is not None and self.context.manager is not None:
+            self.context.manager.record(self.info, events, len(body))
+
+    async def _watch_disconnect(self, receive: Any) -> None:
+        while True:
+            try:
+                message = await receive()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                message = {"type": "http.disconnect"}
+            if message["type"] == "http.disconnect":
+                self.stop("client")
+                return
+
+    # -- timers: ping when idle, give up on a stalled client ------------------------------------
+    def _schedule_timer(self, settings: StreamSettings) -> None:
+        ping = settings.ping_interval if self.pings else 0
+        if not ping and not settings.send_timeout:
+            return
+        loop = self._loop
+        assert loop is not None
+        candidates = []
+        if ping:
+            candidates.append(self._last_write + ping)
+        if settings.send_timeout:
+            since = self._sending_since
+            candidates.append((since if since is not None else loop.time()) + settings.send_timeout)
+        delay = max(0.05, min(candidates) - loop.time())
+        self._timer = loop.call_later(delay, self._on_timer, settings)
+
+    def _on_timer(self, settings: StreamSettings) -> None:
+        if self.stop_reason is not None:
+            return
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        since = self._sending_since
+        if since is not None and settings.send_timeout and now - since >= settings.send_timeout:
+            logger.warning("stream %s: client accepted no data for %.0fs, closing", self._label(), now - since)
+            self._abort_stalled()
+            return
+        ping = settings.ping_interval if self.pings else 0
+        if ping and since is None and now - self._last_write >= ping:
+            self._ping_due = True
+            self._last_write = now  # the next ping is due one interval after this one
+            self._wake()
+        self._schedule_timer(settings)
+
+    def _abort_stalled(self) -> None:
+        # The writer is stuck inside send() (the server's flow control is holding it); the only
+        # way out through ASGI is to cancel the request task. The server then closes the socket.
+        self.stop("send_timeout")
+        if self._task is not None:
+            self._task.cancel()
+
+    def _label(self) -> str:
+        return f"#{self.info.id} {self.context.route}" if self.info else self.context.route
+
+
+def _close_unstarted(content: Any) -> None:
+    close = getattr(content, "close", None)
+    if callable(close) and inspect.isgenerator(content):
+        close()
