@@ -237,3 +237,15 @@ def _run_workers(config: uvicorn.Config, sock: socket.socket, workers: int) -> N
         for s, handler in previous.items():
             signal.signal(s, handler)
         sock.close()
+
+
+def run_with_reload(target: str, host: str, port: int, log_level: str = "info", access_log: bool = True) -> None:
+    """Serve ``module:app`` and restart the worker process when a ``*.py`` file changes."""
+    from uvicorn.supervisors import ChangeReload
+
+    _configure_logging(log_level)
+    logging.getLogger("rat_engine.access").disabled = not access_log
+    config = _build_config(target, host, port, log_level, {"reload": True, "reload_dirs": [os.getcwd()]})
+    sock = config.bind_socket()
+    logger.info("serving %s on http://%s:%d, reloading on changes", target, host, port)
+    ChangeReload(config, target=RatServer(config).run, sockets=[sock]).run()

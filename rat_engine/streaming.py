@@ -121,6 +121,9 @@ class StreamingResponse(Response):
     #: Items become bytes through this; subclasses (SSE) frame them.
     encoder: ChunkEncoder = staticmethod(_plain_chunk)
     pings = False
+    #: End the body abruptly when the generator raises, so the client sees it is incomplete
+    #: (a chunked download must not look finished); SSE reports errors in-band instead.
+    abort_on_error = True
 
     def __init__(
         self,
@@ -220,7 +223,7 @@ class StreamingResponse(Response):
                 return
             if self.stop_reason == "shutdown" and ctx.shutdown_frame:
                 await self._write(send, ctx.shutdown_frame, 0)
-            if self.stop_reason != "client" and not buffer.failed:
+            if self.stop_reason != "client" and not (buffer.failed and self.abort_on_error):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             self.stop(self.stop_reason or "finished")

@@ -31,6 +31,7 @@ class EventStreamResponse(StreamingResponse):
 
     media_type = "text/event-stream"
     pings = True
+    abort_on_error = False
 
     def __init__(
         self,
