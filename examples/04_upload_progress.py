@@ -1,7 +1,7 @@
 """Seed guide §文件上传进度监控: the polling progress stream and broadcast_progress (verbatim).
 
 Glue the guide leaves out (marked below): the upload form and POST route, the worker that
-saves the upload in chunks and reports progress through ``broadcast_progress``, and the
+processes the saved upload in chunks and reports progress through ``broadcast_progress``, and the
 ``/api/download/<session_id>`` route the completion event points to.
 
 The guide's design (a global dict polled every 0.1 s) only works inside one process; the
@@ -133,17 +133,19 @@ def upload_page(request_data):
     return PAGE
 
 
-def _save_in_chunks(session_id, upload, target):
+def _process_in_chunks(session_id, staging, target):
+    """Stand-in for real work on the upload (scanning, converting...), reporting progress."""
     session = upload_sessions[session_id]
+    total = os.path.getsize(staging)
     written = 0
-    upload.file.seek(0)
-    with open(target, "wb") as out:
-        while chunk := upload.file.read(CHUNK):
+    with open(staging, "rb") as src, open(target, "wb") as out:
+        while chunk := src.read(CHUNK):
             out.write(chunk)
             written += len(chunk)
-            session['progress'] = round(100.0 * written / max(upload.size, 1), 1)
+            session['progress'] = round(100.0 * written / max(total, 1), 1)
             broadcast_progress(session_id, {'type': 'progress', 'progress': session['progress']})
             time.sleep(float(os.environ.get("RAT_UPLOAD_DELAY", "0.05")))
+    os.remove(staging)
     session.update(completed=True, file_size=written, path=target, progress=100.0)
 
 
@@ -156,7 +158,10 @@ def upload(request_data):
     target = os.path.join(UPLOAD_DIR, session_id)
     upload_sessions[session_id] = {'filename': os.path.basename(upload.filename), 'progress': 0.0,
                                    'completed': False, 'content_type': upload.content_type}
-    threading.Thread(target=_save_in_chunks, args=(session_id, upload, target), daemon=True).start()
+    # Uploaded files are closed once the response is sent: save it before handing it off.
+    staging = target + ".part"
+    upload.save(staging)
+    threading.Thread(target=_process_in_chunks, args=(session_id, staging, target), daemon=True).start()
     return {'session_id': session_id, 'progress_url': f'/api/progress/{session_id}'}
 
 

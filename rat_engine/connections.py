@@ -93,7 +93,9 @@ class ConnectionManager:
             self.totals["rejected"] += 1
             raise StreamLimitExceeded("too many streams from this client", status_code=429)
 
-    def register(self, route: str, path: str, client: str, kind: str, stream: StreamingResponse) -> StreamInfo:
+    def register(
+        self, route: str, path: str, client: str, kind: str, stream: StreamingResponse
+    ) -> StreamInfo:
         info = StreamInfo(next(self._ids), route, path, client, kind)
         self._live[info.id] = (info, stream)
         self._per_client[client] += 1
@@ -149,7 +151,9 @@ class ConnectionManager:
         for stream in streams:
             stream.stop("shutdown")
         deadline = time.monotonic() + grace
-        pending = [asyncio.ensure_future(s.wait_closed(max(0.0, deadline - time.monotonic()))) for s in streams]
+        pending = [
+            asyncio.ensure_future(s.wait_closed(max(0.0, deadline - time.monotonic()))) for s in streams
+        ]
         results = await asyncio.gather(*pending, return_exceptions=True)
         stuck = sum(1 for r in results if r is not True)
         if stuck:

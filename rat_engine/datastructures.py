@@ -85,21 +85,29 @@ class Headers(dict[str, str]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and dict.__contains__(self, key.lower())
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return dict.get(self, key.lower(), default)
 
-    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+    def pop(self, key: str, *default: Any) -> Any:
         key = key.lower()
         if self._multi is not None:
             self._multi.pop(key, None)
         return dict.pop(self, key, *default)
 
-    def setdefault(self, key: str, default: str = "") -> str:  # type: ignore[override]
+    def setdefault(self, key: str, default: str = "") -> str:
         return dict.setdefault(self, key.lower(), default)
 
-    def update(self, *args: Any, **kwargs: str) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: str) -> None:
         for key, value in dict(*args, **kwargs).items():
             self[key] = value
+
+    def clear(self) -> None:
+        self._multi = None
+        dict.clear(self)
+
+    def __ior__(self, other: Any) -> Headers:  # type: ignore[override,misc]
+        self.update(other)
+        return self
 
     def copy(self) -> Headers:
         clone = Headers()

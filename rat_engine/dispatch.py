@@ -57,7 +57,11 @@ async def handle_http(app: RatApp, scope: dict[str, Any], receive: Any, send: An
             response = await _error_response(app, request_data, exc)
     if isinstance(response, StreamingResponse):
         response = _admit_stream(app, request_data, endpoint, response)
-    await response(scope, receive, send)
+    try:
+        await response(scope, receive, send)
+    finally:
+        if request_data is not None:
+            request_data.close()
     if access_logger.isEnabledFor(logging.INFO):
         client = scope.get("client")
         access_logger.info(

@@ -74,13 +74,17 @@ def describe_callable(func: Callable[..., Any], param_names: tuple[str, ...], in
     named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]
     positional = [p for p in named if p.kind is not p.KEYWORD_ONLY]
     has_var_pos = any(p.kind is p.VAR_POSITIONAL for p in parameters)
-    pass_request = bool(positional and positional[0].name not in param_names) or (has_var_pos and not positional)
+    pass_request = bool(positional and positional[0].name not in param_names) or (
+        has_var_pos and not positional
+    )
     accepted_names = {p.name for p in named}
     if pass_request:
         accepted_names.discard(positional[0].name if positional else "")
     for p in named:
         if p.default is p.empty and p.name not in param_names and not (pass_request and p is positional[0]):
-            raise RouteError(f"handler {func.__qualname__} requires parameter {p.name!r} that the rule does not provide")
+            raise RouteError(
+                f"handler {func.__qualname__} requires parameter {p.name!r} that the rule does not provide"
+            )
     return {
         "call_style": call_style,
         "pass_request": pass_request,

@@ -29,6 +29,11 @@ class FormData:
         self.fields = fields
         self.files = files
 
+    def close(self) -> None:
+        """Release the uploads' temporary files."""
+        for upload in self.files.values():
+            upload.file.close()
+
 
 def parse_form(content_type: str, body: bytes) -> FormData:
     """Parse a form body by its content type; anything else yields an empty form.
@@ -111,5 +116,9 @@ def _parse_multipart(boundary: bytes, body: bytes) -> FormData:
         parser.write(body)
         parser.finalize()
     except Exception as exc:
+        for upload in files.values():
+            upload.file.close()
+        if state.get("file") is not None:
+            state["file"].close()
         raise HTTPException(400, f"malformed multipart body: {exc}") from exc
     return FormData(QueryParams(fields), files)

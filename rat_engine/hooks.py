@@ -35,7 +35,9 @@ def _arity(func: Hook, allowed: tuple[int, ...], what: str) -> int:
     except (TypeError, ValueError):
         return allowed[-1]
     if len(params) not in allowed:
-        raise TypeError(f"{what} {getattr(func, '__qualname__', func)!r} must take {allowed} positional arguments")
+        raise TypeError(
+            f"{what} {getattr(func, '__qualname__', func)!r} must take {allowed} positional arguments"
+        )
     return len(params)
 
 
@@ -113,11 +115,12 @@ class Hooks:
         result = await _call(func, *args)
         response = make_response(result)
         explicit_status = isinstance(result, Response) or (
-            isinstance(result, tuple) and any(isinstance(x, int) and not isinstance(x, bool) for x in result[1:])
+            isinstance(result, tuple)
+            and any(isinstance(x, int) and not isinstance(x, bool) for x in result[1:])
         )
         if not explicit_status:
             response.status_code = status
         if isinstance(exc, HTTPException):
-            for key, value in exc.headers.items():
-                response.headers.setdefault(key, value)
+            for name, value in exc.headers.items():
+                response.headers.setdefault(name, value)
         return response

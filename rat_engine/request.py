@@ -84,6 +84,11 @@ class RequestData(dict[str, Any]):
         """Uploaded files of a multipart body, by field name."""
         return self._parsed_form().files
 
+    def close(self) -> None:
+        """Release uploaded files (called once the response has been sent)."""
+        if self._form is not None:
+            self._form.close()
+
     def cookies(self) -> dict[str, str]:
         jar: dict[str, str] = {}
         for part in self["headers"].get("cookie", "").split(";"):

@@ -137,7 +137,9 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("uvicorn").setLevel(level.upper())
 
 
-def _build_config(app: RatApp | str, host: str, port: int, log_level: str, options: dict[str, Any]) -> uvicorn.Config:
+def _build_config(
+    app: RatApp | str, host: str, port: int, log_level: str, options: dict[str, Any]
+) -> uvicorn.Config:
     grace = app.shutdown_grace if not isinstance(app, str) else 5.0
     defaults: dict[str, Any] = {
         "http": "httptools",
@@ -176,7 +178,9 @@ def serve(
         if workers != 1:
             raise ValueError("blocking=False runs one worker on a thread; use workers=1")
         server = RatServer(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="rat-server", daemon=True)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="rat-server", daemon=True
+        )
         thread.start()
         handle = ServerHandle(server, sock, thread)
         handle.wait_ready()
@@ -239,7 +243,9 @@ def _run_workers(config: uvicorn.Config, sock: socket.socket, workers: int) -> N
         sock.close()
 
 
-def run_with_reload(target: str, host: str, port: int, log_level: str = "info", access_log: bool = True) -> None:
+def run_with_reload(
+    target: str, host: str, port: int, log_level: str = "info", access_log: bool = True
+) -> None:
     """Serve ``module:app`` and restart the worker process when a ``*.py`` file changes."""
     from uvicorn.supervisors import ChangeReload
 

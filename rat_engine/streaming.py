@@ -173,7 +173,7 @@ class StreamingResponse(Response):
         if self._closed is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._closed), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return False
         if self._pump is not None:
             return await self._pump.wait(max(0.0, deadline - loop.time()))
@@ -186,7 +186,11 @@ class StreamingResponse(Response):
 
     # -- ASGI ----------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        start = {"type": "http.response.start", "status": self.status_code, "headers": self.render_headers(None)}
+        start = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.render_headers(None),
+        }
         if scope.get("method") == "HEAD":
             await send(start)
             await send({"type": "http.response.body", "body": b""})
@@ -331,7 +335,9 @@ class StreamingResponse(Response):
         now = loop.time()
         since = self._sending_since
         if since is not None and settings.send_timeout and now - since >= settings.send_timeout:
-            logger.warning("stream %s: client accepted no data for %.0fs, closing", self._label(), now - since)
+            logger.warning(
+                "stream %s: client accepted no data for %.0fs, closing", self._label(), now - since
+            )
             self._abort_stalled()
             return
         ping = settings.ping_interval if self.pings else 0

@@ -27,8 +27,15 @@ from typing import IO, Any, TypedDict, TypeVar, Unpack, overload
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 __all__ = [
-    "HTTPStatusError", "ResponseHeaders", "RequestOptions", "SSEParser", "SSEStream",
-    "ServerSentEvent", "TestClient", "TestResponse", "parse_sse",
+    "HTTPStatusError",
+    "ResponseHeaders",
+    "RequestOptions",
+    "SSEParser",
+    "SSEStream",
+    "ServerSentEvent",
+    "TestClient",
+    "TestResponse",
+    "parse_sse",
 ]
 
 logger = logging.getLogger(__name__)
@@ -168,13 +175,20 @@ class _Connection:
             if self.started:
                 raise RuntimeError("'http.response.start' sent twice")
             self.started = True
-            headers = [(bytes(k).decode("latin-1"), bytes(v).decode("latin-1")) for k, v in message.get("headers", [])]
+            headers = [
+                (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
+                for k, v in message.get("headers", [])
+            ]
             self.events.put(("start", (int(message["status"]), headers)))
         elif kind == "http.response.body":
             if not self.started or self.complete:
-                raise RuntimeError(f"'http.response.body' sent {'after' if self.complete else 'before'} the response")
+                raise RuntimeError(
+                    f"'http.response.body' sent {'after' if self.complete else 'before'} the response"
+                )
             body = bytes(message.get("body", b""))
-            if body and not self.is_head and not self.client_gone:  # like servers: drop sends after disconnect
+            if (
+                body and not self.is_head and not self.client_gone
+            ):  # like servers: drop sends after disconnect
                 self.events.put(("body", body))
             if not message.get("more_body", False):
                 self.complete = True
@@ -202,7 +216,9 @@ class ResponseHeaders(dict[str, str]):
         for name, value in items:
             key = name.lower()
             self.raw.append((key, value))
-            super().__setitem__(key, f"{super().__getitem__(key)}, {value}" if super().__contains__(key) else value)
+            super().__setitem__(
+                key, f"{super().__getitem__(key)}, {value}" if super().__contains__(key) else value
+            )
 
     def __getitem__(self, key: str) -> str:
         return super().__getitem__(key.lower())
@@ -254,9 +270,18 @@ class TestResponse:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, status_code: int, headers: ResponseHeaders, *, url: str = "", method: str = "GET",
-                 body: bytes = b"", connection: _Connection | None = None, timeout: float = 10.0,
-                 raise_server_exceptions: bool = True) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        headers: ResponseHeaders,
+        *,
+        url: str = "",
+        method: str = "GET",
+        body: bytes = b"",
+        connection: _Connection | None = None,
+        timeout: float = 10.0,
+        raise_server_exceptions: bool = True,
+    ) -> None:
         self.status_code, self.headers, self.url, self.method = status_code, headers, url, method
         self._body, self._yielded = bytearray(body), 0
         self._conn, self._timeout, self._raise = connection, timeout, raise_server_exceptions
@@ -300,7 +325,9 @@ class TestResponse:
 
     def raise_for_status(self) -> TestResponse:
         if self.status_code >= 400:
-            raise HTTPStatusError(f"{self.status_code} {self.reason_phrase} for {self.method} {self.url}", self)
+            raise HTTPStatusError(
+                f"{self.status_code} {self.reason_phrase} for {self.method} {self.url}", self
+            )
         return self
 
     def _pull(self, deadline: float) -> bytes | None:
@@ -477,7 +504,9 @@ def _pairs(items: Mapping[str, _T] | Sequence[tuple[str, _T]]) -> list[tuple[str
     return list(items.items()) if isinstance(items, Mapping) else list(items)
 
 
-def _multipart(data: Mapping[str, Any], files: Mapping[str, FileSpec] | Sequence[tuple[str, FileSpec]]) -> tuple[bytes, str]:
+def _multipart(
+    data: Mapping[str, Any], files: Mapping[str, FileSpec] | Sequence[tuple[str, FileSpec]]
+) -> tuple[bytes, str]:
     """Encode form fields and files as multipart/form-data with a random boundary."""
     boundary = secrets.token_hex(16)
 
@@ -491,11 +520,17 @@ def _multipart(data: Mapping[str, Any], files: Mapping[str, FileSpec] | Sequence
             out += f'--{boundary}\r\nContent-Disposition: form-data; name="{esc(name)}"\r\n\r\n'.encode()
             out += payload + b"\r\n"
     for name, spec in _pairs(files):
-        filename, source, ctype = (spec[0], spec[1], spec[2] if len(spec) > 2 else None) if isinstance(spec, tuple) else (name, spec, None)
+        filename, source, ctype = (
+            (spec[0], spec[1], spec[2] if len(spec) > 2 else None)
+            if isinstance(spec, tuple)
+            else (name, spec, None)
+        )
         raw = source if isinstance(source, bytes | str) else source.read()
         ctype = ctype or mimetypes.guess_type(filename)[0] or "application/octet-stream"
-        out += (f'--{boundary}\r\nContent-Disposition: form-data; name="{esc(name)}"; filename="{esc(filename)}"\r\n'
-                f"Content-Type: {ctype}\r\n\r\n").encode()
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{esc(name)}"; filename="{esc(filename)}"\r\n'
+            f"Content-Type: {ctype}\r\n\r\n"
+        ).encode()
         out += (raw.encode() if isinstance(raw, str) else raw) + b"\r\n"
     out += f"--{boundary}--\r\n".encode()
     return bytes(out), f"multipart/form-data; boundary={boundary}"
@@ -503,7 +538,12 @@ def _multipart(data: Mapping[str, Any], files: Mapping[str, FileSpec] | Sequence
 
 def _encode_body(options: RequestOptions) -> tuple[bytes | None, str | None]:
     """The request body and its default content-type, from content=, json=, data= and files=."""
-    content, data, files, obj = options.get("content"), options.get("data"), options.get("files"), options.get("json")
+    content, data, files, obj = (
+        options.get("content"),
+        options.get("data"),
+        options.get("files"),
+        options.get("json"),
+    )
     if (content is not None) + (obj is not None) + (data is not None or files is not None) > 1:
         raise TypeError("pass only one of content=, json= or data=/files=")
     if content is not None:
@@ -534,8 +574,13 @@ class TestClient:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, app: ASGIApp, base_url: str = "http://testserver", raise_server_exceptions: bool = True,
-                 client: tuple[str, int] | None = ("127.0.0.1", 50000)) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        base_url: str = "http://testserver",
+        raise_server_exceptions: bool = True,
+        client: tuple[str, int] | None = ("127.0.0.1", 50000),
+    ) -> None:
         self.app, self.base_url, self.client = app, base_url, client
         self.raise_server_exceptions = raise_server_exceptions
         self.lifespan_state: dict[str, Any] = {}  # copied into every request scope as "state"
@@ -563,7 +608,11 @@ class TestClient:
     def __enter__(self) -> TestClient:
         portal = self._ensure_portal()
         self.lifespan_state = {}
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"}, "state": self.lifespan_state}
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.lifespan_state,
+        }
         outbox: _Queue = queue.Queue()
         inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
@@ -618,7 +667,11 @@ class TestClient:
     def _open(self, method: str, url: str, options: RequestOptions) -> TestResponse:
         """Start the app on a request and wait (bounded by the timeout) for http.response.start."""
         method = method.upper()
-        target = url if url.startswith(("http://", "https://")) else f"{self.base_url.rstrip('/')}/{url.lstrip('/')}"
+        target = (
+            url
+            if url.startswith(("http://", "https://"))
+            else f"{self.base_url.rstrip('/')}/{url.lstrip('/')}"
+        )
         split = urlsplit(target)
         raw_path = quote(split.path or "/", safe="/%:@!$&'()*+,;=~")
         query = quote(split.query, safe="=&;%+/?:@!$'()*,~")
@@ -640,11 +693,18 @@ class TestClient:
             old = [v for k, v in headers if k == "cookie"]
             headers = [(k, v) for k, v in headers if k != "cookie"] + [("cookie", "; ".join([*old, jar]))]
         scope: dict[str, Any] = {
-            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
-            "method": method, "scheme": split.scheme or "http", "path": unquote(raw_path),
-            "raw_path": raw_path.encode("ascii"), "query_string": query.encode("ascii"), "root_path": "",
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": split.scheme or "http",
+            "path": unquote(raw_path),
+            "raw_path": raw_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
+            "root_path": "",
             "headers": [(k.encode("latin-1"), _latin1_or_utf8(v)) for k, v in headers],
-            "client": self.client, "server": (host, split.port or (443 if split.scheme == "https" else 80)),
+            "client": self.client,
+            "server": (host, split.port or (443 if split.scheme == "https" else 80)),
             "state": dict(self.lifespan_state),
         }
         portal = self._ensure_portal()
@@ -657,15 +717,31 @@ class TestClient:
             conn.disconnect()
             raise
         if kind == "start":
-            return TestResponse(value[0], ResponseHeaders(value[1]), url=target, method=method, connection=conn,
-                                timeout=timeout, raise_server_exceptions=self.raise_server_exceptions)
+            return TestResponse(
+                value[0],
+                ResponseHeaders(value[1]),
+                url=target,
+                method=method,
+                connection=conn,
+                timeout=timeout,
+                raise_server_exceptions=self.raise_server_exceptions,
+            )
         conn.disconnect()
-        error = value if kind == "error" else RuntimeError("ASGI app returned without sending http.response.start")
+        error = (
+            value
+            if kind == "error"
+            else RuntimeError("ASGI app returned without sending http.response.start")
+        )
         if self.raise_server_exceptions:
             raise error
         logger.error("ASGI app failed on %s %s", method, target, exc_info=error)
-        return TestResponse(500, ResponseHeaders([("content-type", "text/plain; charset=utf-8")]), url=target,
-                            method=method, body=b"Internal Server Error")
+        return TestResponse(
+            500,
+            ResponseHeaders([("content-type", "text/plain; charset=utf-8")]),
+            url=target,
+            method=method,
+            body=b"Internal Server Error",
+        )
 
     def request(self, method: str, url: str, **options: Unpack[RequestOptions]) -> TestResponse:
         """Send a request and collect the whole response.
@@ -694,8 +770,13 @@ class TestClient:
             response.close()
 
     @contextlib.contextmanager
-    def sse(self, path: str, headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-            last_event_id: str | None = None, timeout: float = 10.0) -> Iterator[SSEStream]:
+    def sse(
+        self,
+        path: str,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        last_event_id: str | None = None,
+        timeout: float = 10.0,
+    ) -> Iterator[SSEStream]:
         """GET `path` with Accept: text/event-stream (and Last-Event-ID) and parse events as they arrive."""
         merged = {"accept": "text/event-stream"}
         if last_event_id is not None:

@@ -72,6 +72,5 @@ class PathConverter(Converter):
 
 
 CONVERTERS: dict[str, type[Converter]] = {
-    cls.name: cls
-    for cls in (StringConverter, IntConverter, FloatConverter, UUIDConverter, PathConverter)
+    cls.name: cls for cls in (StringConverter, IntConverter, FloatConverter, UUIDConverter, PathConverter)
 }

@@ -40,11 +40,16 @@ _NOT_FOUND = NotFound()
 
 
 class _RuleEntry(Generic[T]):
+    """All rules of one shape (``/a/<x>`` and ``/a/<y>`` match the same paths), by method.
+
+    Each method keeps its own compiled rule, so its handler gets its own parameter names.
+    """
+
     __slots__ = ("compiled", "methods")
 
     def __init__(self, compiled: CompiledRule) -> None:
         self.compiled = compiled
-        self.methods: dict[str, T] = {}
+        self.methods: dict[str, tuple[T, CompiledRule]] = {}
 
 
 class Router(Generic[T]):
@@ -78,18 +83,17 @@ class Router(Generic[T]):
         for method in methods:
             if method in entry.methods:
                 raise RouteError(
-                    f"duplicate route: {method} {rule!r} is already registered"
-                    f" (as {entry.compiled.rule!r})"
+                    f"duplicate route: {method} {rule!r} is already registered (as {entry.compiled.rule!r})"
                 )
         for method in methods:
-            entry.methods[method] = endpoint
+            entry.methods[method] = (endpoint, compiled)
         return compiled
 
     def match(self, method: str, path: str) -> Match[T] | NotFound | MethodNotAllowed:
         allowed: set[str] = set()
         entry = self._static.get(path)
         if entry is not None:
-            found = _pick(entry, method, {}, allowed)
+            found = _pick(entry, method, (), allowed)
             if found is not None:
                 return found
         for entry in self._dynamic:
@@ -98,11 +102,7 @@ class Router(Generic[T]):
             m = regex.match(path)
             if m is None:
                 continue
-            try:
-                params = {name: conv.to_python(m.group(name)) for name, conv in entry.compiled.converters}
-            except (ValueError, ConversionError):
-                continue
-            found = _pick(entry, method, params, allowed)
+            found = _pick(entry, method, m.groups(), allowed)
             if found is not None:
                 return found
         if allowed:
@@ -114,13 +114,20 @@ class Router(Generic[T]):
         return [(e.compiled.rule, tuple(e.methods)) for e in entries]
 
 
-def _pick(entry: _RuleEntry[T], method: str, params: dict[str, Any], allowed: set[str]) -> Match[T] | None:
-    endpoint = entry.methods.get(method)
-    if endpoint is None and method == "HEAD":
-        endpoint = entry.methods.get("GET")
-    if endpoint is not None:
-        return Match(endpoint, params, entry.compiled.rule)
-    allowed.update(entry.methods)
-    if "GET" in entry.methods:
-        allowed.add("HEAD")
-    return None
+def _pick(entry: _RuleEntry[T], method: str, values: tuple[str, ...], allowed: set[str]) -> Match[T] | None:
+    found = entry.methods.get(method)
+    if found is None and method == "HEAD":
+        found = entry.methods.get("GET")
+    if found is None:
+        allowed.update(entry.methods)
+        if "GET" in entry.methods:
+            allowed.add("HEAD")
+        return None
+    endpoint, compiled = found
+    params: dict[str, Any] = {}
+    try:
+        for (name, converter), value in zip(compiled.converters, values, strict=True):
+            params[name] = converter.to_python(value)
+    except (ValueError, ConversionError):
+        return None  # not a value of this converter: this rule does not match
+    return Match(endpoint, params, compiled.rule)

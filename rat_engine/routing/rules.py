@@ -86,7 +86,9 @@ def compile_rule(rule: str) -> CompiledRule:
     pattern.append(re.escape(tail))
     signature.append(tail)
     sort_key.extend((0, 0) for _ in tail.strip("/").split("/") if tail.strip("/"))
-    regex = re.compile("^" + "".join(pattern) + "$")
+    # \Z, not $: "$" also matches before a trailing newline, and a percent-decoded path may
+    # contain one. DOTALL lets <path> span any character.
+    regex = re.compile("^" + "".join(pattern) + r"\Z", re.DOTALL)
     return CompiledRule(rule, regex, tuple(converters), "".join(signature), tuple(sort_key))
 
 

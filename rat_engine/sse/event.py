@@ -140,10 +140,14 @@ def is_preformatted(text: str) -> bool:
 
 
 def _terminate(text: str) -> str:
-    # A preformatted frame must end with exactly the blank line that dispatches it.
-    if text.endswith(("\n\n", "\r\n\r\n", "\r\r")):
+    # A preformatted frame must end with the blank line that dispatches it.
+    lines = _LINE_BREAK.split(text)
+    if len(lines) >= 3 and lines[-1] == "" and lines[-2] == "":
         return text
-    if text.endswith(("\n", "\r")):
+    if text.endswith("\r"):
+        # Not "\n": CR followed by LF is ONE line break, so the frame would never dispatch.
+        return text + "\r"
+    if text.endswith("\n"):
         return text + "\n"
     return text + "\n\n"
 

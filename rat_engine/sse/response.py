@@ -41,7 +41,7 @@ class EventStreamResponse(StreamingResponse):
         mode: str = "auto",
     ) -> None:
         super().__init__(content, status, headers)
-        self.encoder = ENCODERS[mode]  # type: ignore[assignment]
+        self.encoder = ENCODERS[mode]
         self.headers.setdefault("cache-control", "no-cache, no-transform")
         self.headers.setdefault("x-accel-buffering", "no")
 

@@ -1,0 +1,81 @@
+"""Meta tests: CI entry point and README quick-start stay wired to scripts/demo and scripts/test."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHELL_LANGS = {"sh", "bash", "shell", "console", "shell-session", "shellsession", "zsh"}
+FENCE = re.compile(r"^ {0,3}(```+|~~~+)\s*([\w+-]*)[^\n]*$")
+
+
+def _code_lines(text: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+
+
+def test_ci_run_exists_and_calls_scripts_test() -> None:
+    ci = ROOT / ".ci" / "run"
+    assert ci.is_file(), ".ci/run is missing"
+    assert os.access(ci, os.X_OK), ".ci/run is not executable"
+    text = ci.read_text()
+    lines = _code_lines(text)
+    assert any("RAT_REQUIRE_ALL=1" in ln for ln in lines), ".ci/run must export RAT_REQUIRE_ALL=1"
+    assert any(re.search(r"(^|[\s/;])scripts/test\b", ln) for ln in lines), ".ci/run must call scripts/test"
+
+
+def test_scripts_are_executable() -> None:
+    for name in ("setup", "test", "demo"):
+        script = ROOT / "scripts" / name
+        assert script.is_file(), f"scripts/{name} is missing"
+        assert os.access(script, os.X_OK), f"scripts/{name} is not executable"
+
+
+def shell_commands(markdown: str) -> list[str]:
+    """Commands from shell-tagged fenced code blocks, in order (prompts, comments, blanks dropped)."""
+    commands: list[str] = []
+    fence: str | None = None
+    is_shell = False
+    for line in markdown.splitlines():
+        if fence is None:
+            m = FENCE.match(line)
+            if m:
+                fence, is_shell = m.group(1), m.group(2).lower() in SHELL_LANGS
+            continue
+        if line.strip().startswith(fence[0] * len(fence)) and not line.strip().strip(fence[0]):
+            fence = None
+            continue
+        if is_shell:
+            cmd = line.strip()
+            cmd = re.sub(r"^[$%]\s+", "", cmd)
+            if cmd and not cmd.startswith("#"):
+                commands.append(cmd)
+    return commands
+
+
+def _is_script(cmd: str, name: str) -> bool:
+    return re.match(rf"^(?:bash\s+)?(?:\./)?scripts/{name}(?:\s|$)", cmd) is not None
+
+
+def test_shell_commands_parser() -> None:
+    md = (
+        "intro\n```python\nx = 1\n```\n```bash\n# start\n$ ./scripts/demo\n```\n~~~sh\nscripts/test -q\n~~~\n"
+    )
+    assert shell_commands(md) == ["./scripts/demo", "scripts/test -q"]
+
+
+def test_readme_quickstart_uses_scripts() -> None:
+    readme = ROOT / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md not written yet")
+    commands = shell_commands(readme.read_text(encoding="utf-8"))
+    assert len(commands) >= 2, f"README.md needs two fenced shell commands, found {commands!r}"
+    assert _is_script(commands[0], "demo"), (
+        f"first README shell command should be scripts/demo: {commands[0]!r}"
+    )
+    assert _is_script(commands[1], "test"), (
+        f"second README shell command should be scripts/test: {commands[1]!r}"
+    )
