@@ -148,6 +148,11 @@ class StreamBuffer:
         if waiter is not None:
             _wake(waiter)
 
+    def put_nowait(self, chunk: bytes) -> None:
+        """Append without a size check (content the handler returned whole, e.g. a list)."""
+        with self._lock:
+            self._items.append(chunk)
+
     def finish(self, last_chunk: bytes | None = None, threaded: bool = False, failed: bool = False) -> None:
         """The producer is done (``last_chunk``, e.g. an error event, is queued first)."""
         with self._lock:
@@ -191,11 +196,14 @@ class ThreadPump:
         self._encode = encode
         self._on_error = on_error
         self._buffer = buffer
-        self.done = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._stack_size = stack_size
+        self._done: asyncio.Future[None] | None = None
 
     def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._done = loop.create_future()
         # threading.stack_size is process-wide; set it only around our own start() so that
         # thousands of stream threads stay small without changing other libraries' threads.
         with _thread_start_lock:
@@ -210,9 +218,14 @@ class ThreadPump:
         self._buffer.close()
 
     async def wait(self, timeout: float) -> bool:
-        """Wait (without blocking the loop) until the generator has been closed."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.done.wait, timeout)
+        """Wait (without blocking the loop or a worker thread) until the generator is closed."""
+        if self._done is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _run(self) -> None:
         buffer = self._buffer
@@ -233,7 +246,8 @@ class ThreadPump:
         finally:
             _close_sync(self._iterator)
             buffer.finish(last, threaded=True, failed=failed)
-            self.done.set()
+            if self._done is not None:
+                _wake_threadsafe(self._loop, self._done)
 
 
 class TaskPump:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import _json
 from .pumps import ChunkEncoder, ErrorEncoder, StreamBuffer, TaskPump, ThreadPump
 from .responses import Response
 
@@ -93,6 +94,7 @@ def source_kind(content: Any) -> str:
 
 
 def _plain_chunk(item: Any) -> bytes | None:
+    """``@app.chunk`` items: bytes as is, str as UTF-8, dict/list as one JSON line."""
     if item is None:
         return None
     if isinstance(item, bytes):
@@ -101,9 +103,7 @@ def _plain_chunk(item: Any) -> bytes | None:
         return bytes(item)
     if isinstance(item, str):
         return item.encode("utf-8")
-    from ._json import dumps
-
-    return dumps(item) + b"\n" if isinstance(item, (dict, list)) else str(item).encode("utf-8")
+    return _json.dumps(item) + b"\n" if isinstance(item, (dict, list)) else str(item).encode("utf-8")
 
 
 def _no_error_chunk(exc: BaseException) -> bytes | None:
@@ -255,7 +255,7 @@ class StreamingResponse(Response):
             for item in items:
                 chunk = encode(item)
                 if chunk is not None:
-                    buffer._items.append(chunk)  # static content: bounded by what the handler returned
+                    buffer.put_nowait(chunk)  # static content: bounded by what the handler returned
             buffer.finish()
             return None
         pump.start()
@@ -318,13 +318,16 @@ class StreamingResponse(Response):
             return
         loop = self._loop
         assert loop is not None
-        candidates = []
-        if ping:
-            candidates.append(self._last_write + ping)
-        if settings.send_timeout:
-            since = self._sending_since
-            candidates.append((since if since is not None else loop.time()) + settings.send_timeout)
-        delay = max(0.05, min(candidates) - loop.time())
+        now = loop.time()
+        since = self._sending_since
+        if since is not None:
+            # A write is in progress: no ping is due; only the stall deadline matters.
+            due = since + settings.send_timeout if settings.send_timeout else now + ping
+        elif ping:
+            due = self._last_write + ping
+        else:
+            due = now + float(settings.send_timeout or 0)
+        delay = max(0.05, due - now)
         self._timer = loop.call_later(delay, self._on_timer, settings)
 
     def _on_timer(self, settings: StreamSettings) -> None:

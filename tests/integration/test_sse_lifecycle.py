@@ -529,6 +529,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+STREAMS_PER_KIND = 100
+
+
 def test_sigterm_closes_every_stream_and_runs_finally(tmp_path):
     port = _free_port()
     script = tmp_path / "app.py"
@@ -540,7 +543,7 @@ def test_sigterm_closes_every_stream_and_runs_finally(tmp_path):
     try:
         assert wait_for(lambda: _can_connect(port), 15)
         for kind in ("sync", "async"):
-            for n in range(10):
+            for n in range(STREAMS_PER_KIND):
                 s = socket.create_connection(("127.0.0.1", port))
                 s.sendall(f"GET /{kind}/{n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
                 socks.append(s)
@@ -576,7 +579,7 @@ def test_sigterm_closes_every_stream_and_runs_finally(tmp_path):
     assert proc.returncode == 0, output
     assert elapsed < 5, elapsed
     markers = {p.name for p in tmp_path.iterdir()}
-    expected = {f"sync-{n}" for n in range(10)} | {f"async-{n}" for n in range(10)} | {"on_shutdown"}
+    expected = {f"{kind}-{n}" for kind in ("sync", "async") for n in range(STREAMS_PER_KIND)} | {"on_shutdown"}
     assert expected <= markers, sorted(expected - markers)
     assert all(b"retry: 2000" in t for t in tails)
     assert "Traceback" not in output, output
