@@ -1,7 +1,7 @@
 """Response objects. Each is an ASGI app: ``await response(scope, receive, send)``.
 
-Header values are sanitised when rendered: a CR or LF (from user data such as a redirect
-target or a filename) is replaced, so nothing can split the response or inject headers.
+Header names and values are sanitised when rendered: a CR, LF or NUL (from user data such as a
+redirect target or a filename) is replaced, so nothing can split the response or inject headers.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Response:
         if content_length is not None and "content-length" not in self.headers:
             raw.append((b"content-length", str(content_length).encode()))
         for key, value in self.headers.raw_items():
-            raw.append((key.encode("latin-1"), _clean(value)))
+            raw.append((_clean(key), _clean(value)))
         return raw
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

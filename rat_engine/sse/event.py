@@ -3,7 +3,8 @@
 Three encoders, one per decorator:
 
 * :func:`encode_auto` (``@app.sse``): ``str`` becomes ``data:`` lines (split on CRLF, CR and LF,
-  so the browser's ``event.data`` equals the string exactly); a string that is already a
+  so the browser's ``event.data`` equals the string, with every line break as ``\n``: the
+  format cannot carry a CR inside data); a string that is already a
   complete SSE frame (the seed's manual form) is sent as it is; ``dict``/``list`` and other
   JSON-able values become one JSON ``data:`` event; ``bytes`` are UTF-8 text; an
   :class:`SSEEvent` sets every field.
