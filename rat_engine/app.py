@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .broadcast import Broadcast
 from .connections import ConnectionManager
 from .dispatch import handle_http
 from .endpoints import Endpoint, describe_callable
@@ -39,6 +41,7 @@ class RatApp:
         sse_max_duration: End every stream after this many seconds (None: no limit).
         sse_buffer_size: Events buffered per stream before its generator waits at ``yield``.
         sse_retry: ``retry:`` hint (ms) sent at the start of every stream (None: not sent).
+        sse_thread_stack_size: Stack bytes of each sync-generator thread (small, so thousands fit).
         max_streams: Concurrent streams per process (503 beyond).
         max_streams_per_client: Concurrent streams per client address (429 beyond).
         max_thread_streams: Concurrent sync-generator streams, one thread each (503 beyond).
@@ -46,6 +49,12 @@ class RatApp:
         shutdown_grace: Seconds open streams get to finish when the server stops.
         shutdown_retry: ``retry:`` (ms) sent to open streams at shutdown, so browsers reconnect
             to the next instance after about that long (None: no farewell frame).
+        broadcast_url: ``memory://`` (one process) or ``redis://host:6379/0`` (many processes
+            and machines); defaults to the ``RAT_BROADCAST_URL`` environment variable, then memory.
+        broadcast_history: Messages kept per channel for ``Last-Event-ID`` replay.
+        broadcast_history_ttl: Seconds a message stays replayable (None: count limit only).
+        broadcast_max_backlog: Messages queued per slow subscriber before ``broadcast_policy``.
+        broadcast_policy: ``drop_oldest``, ``disconnect`` or ``coalesce``.
         **config: Kept in ``app.config`` for the application's own use.
     """
 
@@ -60,12 +69,18 @@ class RatApp:
         sse_max_duration: float | None = None,
         sse_buffer_size: int = 64,
         sse_retry: int | None = None,
+        sse_thread_stack_size: int = 256 * 1024,
         max_streams: int = 10_000,
         max_streams_per_client: int | None = None,
         max_thread_streams: int = 8_192,
         handler_threads: int = 64,
         shutdown_grace: float = 5.0,
         shutdown_retry: int | None = 2000,
+        broadcast_url: str | None = None,
+        broadcast_history: int = 1000,
+        broadcast_history_ttl: float | None = None,
+        broadcast_max_backlog: int = 256,
+        broadcast_policy: str = "drop_oldest",
         **config: Any,
     ) -> None:
         self.name = name
@@ -81,6 +96,7 @@ class RatApp:
             buffer_size=sse_buffer_size,
             retry=sse_retry,
             expose_errors=debug,
+            thread_stack_size=sse_thread_stack_size,
         )
         self.connections = ConnectionManager(max_streams, max_streams_per_client, max_thread_streams)
         self.shutdown_grace = shutdown_grace
@@ -88,6 +104,14 @@ class RatApp:
         self._handler_threads = handler_threads
         self._executor: ThreadPoolExecutor | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
+        self.broadcast_url = broadcast_url or os.environ.get("RAT_BROADCAST_URL") or "memory://"
+        self._broadcast_options: dict[str, Any] = {
+            "history": broadcast_history,
+            "history_ttl": broadcast_history_ttl,
+            "max_backlog": broadcast_max_backlog,
+            "policy": broadcast_policy,
+        }
+        self._broadcast: Broadcast | None = None
 
     # -- registration: every decorator is a one-liner over route() -------------------------------
     def route(
@@ -196,6 +220,13 @@ class RatApp:
 
     # -- runtime --------------------------------------------------------------------------------
     @property
+    def broadcast(self) -> Broadcast:
+        """Channels with replay: ``publish(channel, data, event=...)``, ``subscribe(channel, last_event_id)``."""
+        if self._broadcast is None:
+            self._broadcast = Broadcast(self.broadcast_url, **self._broadcast_options)
+        return self._broadcast
+
+    @property
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._handler_threads, thread_name_prefix="rat-handler")
@@ -203,7 +234,10 @@ class RatApp:
 
     def stats(self) -> dict[str, Any]:
         """Open streams and totals of this process (see :class:`ConnectionManager`)."""
-        return self.connections.stats()
+        stats = self.connections.stats()
+        if self._broadcast is not None:
+            stats["broadcast"] = self._broadcast.stats()
+        return stats
 
     def shutdown_frame(self) -> bytes | None:
         if self.shutdown_retry is None:
@@ -263,6 +297,7 @@ class RatApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
+                    await self.broadcast.start()
                     for func in self.hooks.startup:
                         result = func()
                         if asyncio.iscoroutine(result):
@@ -281,6 +316,8 @@ class RatApp:
                             await result
                     except Exception:
                         logger.exception("shutdown hook failed")
+                if self._broadcast is not None:
+                    await self._broadcast.stop()
                 if self._executor is not None:
                     self._executor.shutdown(wait=False, cancel_futures=True)
                     self._executor = None

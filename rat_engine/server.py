@@ -185,6 +185,14 @@ def serve(
         handle = ServerHandle(server, sock, thread)
         handle.wait_ready()
         return handle
+    if workers > 1 and not app.broadcast.is_distributed:
+        logger.warning(
+            "broadcast backend %s delivers messages only inside one process: with %d workers, "
+            "subscribers on the other workers miss them. Use broadcast_url='redis://...' "
+            "(or RAT_BROADCAST_URL) for more than one worker.",
+            app.broadcast_url,
+            workers,
+        )
     logger.info("%s listening on http://%s:%d (workers: %d)", app.name, host, bound_port, workers)
     if workers <= 1:
         RatServer(config).run(sockets=[sock])

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import _json
+from .broadcast.subscription import Subscription
 from .pumps import ChunkEncoder, ErrorEncoder, StreamBuffer, TaskPump, ThreadPump
 from .responses import Response
 
@@ -80,8 +81,11 @@ class StreamContext:
 
 
 def source_kind(content: Any) -> str:
-    """How a stream's content is driven: "task" (async iterable), "thread" (sync iterator) or
-    "static" (a list/tuple or a single value: no thread needed)."""
+    """How a stream's content is driven: "subscription" (a broadcast subscription, drained
+    directly), "task" (async iterable), "thread" (sync iterator) or "static" (a list/tuple or a
+    single value: no thread needed)."""
+    if isinstance(content, Subscription):
+        return "subscription"
     if hasattr(content, "__aiter__"):
         return "task"
     if isinstance(content, (list, tuple)):
@@ -138,7 +142,7 @@ class StreamingResponse(Response):
         self.stop_reason: str | None = None
         self.info: StreamInfo | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._pump: ThreadPump | TaskPump | None = None
+        self._pump: ThreadPump | TaskPump | Subscription | None = None
         self._closed: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -201,9 +205,21 @@ class StreamingResponse(Response):
         settings = ctx.settings
         self._closed = loop.create_future()
         kind = source_kind(self.content)
+        buffer: StreamBuffer | Subscription
+        if isinstance(self.content, Subscription):
+            subscription = buffer = self.content
+            try:
+                await subscription.open()  # registers, and queues the Last-Event-ID replay
+            except Exception as exc:
+                subscription.close()
+                logger.error("cannot subscribe to broadcast channel %r", subscription.channel, exc_info=exc)
+                await Response(b"broadcast unavailable", 503, {"retry-after": "2"})(scope, receive, send)
+                self._closed.set_result(None)
+                return
+        else:
+            buffer = StreamBuffer(loop, settings.buffer_size)
         if ctx.manager is not None:
             self.info = ctx.manager.register(ctx.route, scope.get("path", ""), ctx.client, kind, self)
-        buffer = StreamBuffer(loop, settings.buffer_size)
         watcher: asyncio.Task[None] | None = None
         try:
             await send(start)
@@ -241,7 +257,11 @@ class StreamingResponse(Response):
             if ctx.on_close is not None:
                 ctx.on_close(self)
 
-    def _start_pump(self, kind: str, buffer: StreamBuffer) -> ThreadPump | TaskPump | None:
+    def _start_pump(
+        self, kind: str, buffer: StreamBuffer | Subscription
+    ) -> ThreadPump | TaskPump | Subscription | None:
+        if isinstance(buffer, Subscription):
+            return buffer  # the broadcast fills it; stopping it unsubscribes
         encode, on_error = self.encoder, self.error_encoder()
         if kind == "task":
             pump: ThreadPump | TaskPump = TaskPump(self.content, encode, on_error, buffer)
@@ -261,7 +281,7 @@ class StreamingResponse(Response):
         pump.start()
         return pump
 
-    async def _write_loop(self, send: Any, buffer: StreamBuffer) -> None:
+    async def _write_loop(self, send: Any, buffer: StreamBuffer | Subscription) -> None:
         loop = self._loop
         assert loop is not None
         while True:

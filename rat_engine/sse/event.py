@@ -31,6 +31,7 @@ from .. import _json
 
 __all__ = [
     "PING",
+    "PreEncoded",
     "SSEEvent",
     "Encoder",
     "comment",
@@ -46,6 +47,17 @@ Encoder = Callable[[Any], "bytes | None"]
 PING = b": ping\n\n"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FIELD_PREFIXES = ("data:", "event:", "id:", "retry:", ":")
+
+
+class PreEncoded:
+    """Base of items that carry their own finished frame (broadcast messages, encoded once
+    and shared by every subscriber); the encoders send ``frame`` as it is."""
+
+    __slots__ = ()
+
+    @property
+    def frame(self) -> bytes:
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +181,8 @@ def encode_auto(item: Any) -> bytes | None:
         return item.encode()
     if item is None:
         return None
+    if isinstance(item, PreEncoded):
+        return item.frame
     if isinstance(item, (bytes, bytearray, memoryview)):
         return encode_auto(bytes(item).decode("utf-8"))
     return b"data: " + _json.dumps(item) + b"\n\n"
@@ -182,6 +196,8 @@ def encode_json(item: Any) -> bytes | None:
         return item.encode()
     if item is None:
         return None
+    if isinstance(item, PreEncoded):
+        return item.frame
     if isinstance(item, (bytes, bytearray, memoryview)):
         return _text_frame(bytes(item).decode("utf-8"))
     return b"data: " + _json.dumps(item) + b"\n\n"
@@ -193,6 +209,8 @@ def encode_text(item: Any) -> bytes | None:
         return item.encode(data_encoder=str)
     if item is None:
         return None
+    if isinstance(item, PreEncoded):
+        return item.frame
     if isinstance(item, (bytes, bytearray, memoryview)):
         return _text_frame(bytes(item).decode("utf-8"))
     return _text_frame(item if isinstance(item, str) else str(item))

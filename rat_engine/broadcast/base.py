@@ -1,0 +1,88 @@
+"""The backend contract (a tiny ABC) and the message every backend delivers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from ..sse.event import PreEncoded, SSEEvent
+
+__all__ = ["BroadcastBackend", "Message", "ReplayResult"]
+
+
+class Message(PreEncoded):
+    """One published event on one channel.
+
+    ``id`` is assigned by the backend and increases monotonically per channel; it is the SSE
+    ``id:`` a browser echoes as ``Last-Event-ID``. The SSE frame is encoded once and shared by
+    every subscriber of the process.
+    """
+
+    __slots__ = ("channel", "id", "event", "data", "_frame", "sort_key")
+
+    def __init__(
+        self, channel: str, id: str, event: str | None, data: Any, sort_key: tuple[int, ...]
+    ) -> None:
+        self.channel = channel
+        self.id = id
+        self.event = event
+        self.data = data
+        self.sort_key = sort_key
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            self._frame = SSEEvent(self.data, event=self.event, id=self.id).encode()
+        return self._frame
+
+    def __repr__(self) -> str:
+        return f"Message(channel={self.channel!r}, id={self.id!r}, event={self.event!r}, data={self.data!r})"
+
+
+class ReplayResult:
+    """Messages after a ``Last-Event-ID``; ``gap`` is True when some were already dropped
+    from history (or the id is unknown), so the client must resynchronise."""
+
+    __slots__ = ("messages", "gap")
+
+    def __init__(self, messages: list[Message], gap: bool) -> None:
+        self.messages = messages
+        self.gap = gap
+
+
+Deliver = Callable[[Message], None]
+
+
+class BroadcastBackend(ABC):
+    """Moves messages between processes and keeps per-channel history.
+
+    All methods run on the application's event loop. ``deliver`` (given to :meth:`connect`)
+    must be called on that loop for every live message of a subscribed channel.
+    """
+
+    @abstractmethod
+    async def connect(self, deliver: Deliver) -> None: ...
+
+    @abstractmethod
+    async def disconnect(self) -> None: ...
+
+    @abstractmethod
+    async def publish(self, channel: str, event: str | None, data: Any) -> Message: ...
+
+    @abstractmethod
+    async def subscribe(self, channel: str) -> None:
+        """Start delivering live messages of ``channel`` to this process."""
+
+    @abstractmethod
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    @abstractmethod
+    async def replay(self, channel: str, last_event_id: str) -> ReplayResult:
+        """History of ``channel`` after ``last_event_id``, oldest first."""
+
+    @staticmethod
+    @abstractmethod
+    def sort_key(message_id: str) -> tuple[int, ...] | None:
+        """Order of ids within a channel; None for an id this backend never issues."""

@@ -1,0 +1,238 @@
+"""A subscriber's bounded backlog, consumed three ways.
+
+* ``return app.broadcast.subscribe(...)`` from an ``@app.sse`` handler: the stream writer
+  drains the backlog directly (no thread, no task; each message's frame was encoded once).
+* ``async for message in subscription`` in an async generator.
+* ``yield from subscription`` in a sync generator (blocks its thread between messages; yields
+  ``None`` once a second while idle, which sends nothing but lets the stream notice a client
+  that has gone).
+
+Slow subscribers: the backlog holds at most ``max_backlog`` messages; beyond that the
+``policy`` applies: ``"drop_oldest"`` (default), ``"disconnect"`` (end the stream; the browser
+reconnects with ``Last-Event-ID`` and replay fills the gap), or ``"coalesce"`` (a newer message
+with the same key replaces a pending one: progress bars and dashboards only need the latest).
+Dropped messages are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..sse.event import SSEEvent
+from .base import Message
+
+if TYPE_CHECKING:
+    from . import Broadcast
+
+__all__ = ["POLICIES", "Subscription"]
+
+POLICIES = ("drop_oldest", "disconnect", "coalesce")
+#: Event type sent when a Last-Event-ID is older than the channel's history (see docs).
+RESYNC_EVENT = "resync"
+
+
+def _default_key(message: Message) -> Any:
+    return message.event
+
+
+class Subscription:
+    """Messages of one channel for one consumer (see the module docstring)."""
+
+    def __init__(
+        self,
+        broadcast: Broadcast,
+        channel: str,
+        last_event_id: str | None = None,
+        max_backlog: int = 256,
+        policy: str = "drop_oldest",
+        coalesce_key: Callable[[Message], Any] | None = None,
+    ) -> None:
+        if policy not in POLICIES:
+            raise ValueError(f"unknown slow-subscriber policy {policy!r}; use one of {POLICIES}")
+        self.broadcast = broadcast
+        self.channel = channel
+        self.last_event_id = last_event_id
+        self.max_backlog = max(1, max_backlog)
+        self.policy = policy
+        self.coalesce_key = coalesce_key or _default_key
+        self.dropped = 0
+        self._items: collections.deque[Message | SSEEvent] = collections.deque()
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._waiter: asyncio.Future[None] | None = None
+        self._opened = False
+        self._replaying = True
+        self._pending: list[Message] = []
+        self._last_key: tuple[int, ...] | None = None
+        # StreamBuffer interface (used by the stream writer on the fast path)
+        self.closed = False
+        self.finished = False
+        self.failed = False
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Register with the broadcast and queue the replay (idempotent)."""
+        if self._opened:
+            return
+        self._opened = True
+        await self.broadcast._attach(self)
+        try:
+            if self.last_event_id:
+                self._last_key = self.broadcast.sort_key(self.last_event_id)
+                result = await self.broadcast.replay(self.channel, self.last_event_id)
+                if result.gap:
+                    self._push_control(
+                        SSEEvent(
+                            {
+                                "channel": self.channel,
+                                "last_event_id": self.last_event_id,
+                                "reason": "history_gap",
+                            },
+                            event=RESYNC_EVENT,
+                        )
+                    )
+                for message in result.messages:
+                    self._accept(message)
+        finally:
+            self._replaying = False
+            pending, self._pending = self._pending, []
+            for message in pending:
+                self._accept(message)
+
+    def close(self) -> None:
+        """Unsubscribe; a consumer blocked on the backlog wakes and ends."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self.finished = True
+            self._items.clear()
+            self._ready.notify_all()
+        self._wake()
+        self.broadcast._detach(self)
+
+    # -- producer side (the broadcast, on the event loop) -------------------------------------
+    def deliver(self, message: Message) -> None:
+        if self._replaying:
+            self._pending.append(message)  # live messages wait until the replay is queued
+            return
+        self._accept(message)
+
+    def _accept(self, message: Message) -> None:
+        # Replay and live delivery overlap; ids make every message arrive exactly once, in order.
+        key = message.sort_key
+        if self._last_key is not None and key <= self._last_key:
+            return
+        self._last_key = key
+        with self._lock:
+            if self.closed:
+                return
+            if self.policy == "coalesce":
+                wanted = self.coalesce_key(message)
+                for index, queued in enumerate(self._items):
+                    if isinstance(queued, Message) and self.coalesce_key(queued) == wanted:
+                        del self._items[index]
+                        self.dropped += 1
+                        self.broadcast.dropped += 1
+                        break
+            if len(self._items) >= self.max_backlog:
+                if self.policy == "disconnect":
+                    self.finished = True
+                    self._items.clear()
+                    self.dropped += 1
+                    self.broadcast.dropped += 1
+                    self._ready.notify_all()
+                    disconnect = True
+                else:
+                    self._items.popleft()
+                    self.dropped += 1
+                    self.broadcast.dropped += 1
+                    disconnect = False
+            else:
+                disconnect = False
+            if not disconnect:
+                self._items.append(message)
+                self._ready.notify()
+        self._wake()
+
+    def _push_control(self, event: SSEEvent) -> None:
+        with self._lock:
+            self._items.append(event)
+            self._ready.notify()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- consumer: the stream writer (same interface as StreamBuffer) ------------------------
+    def take(self) -> list[bytes]:
+        with self._lock:
+            if not self._items:
+                return []
+            items = list(self._items)
+            self._items.clear()
+        return [item.frame if isinstance(item, Message) else item.encode() for item in items]
+
+    def arm(self, waiter: asyncio.Future[None]) -> bool:
+        with self._lock:
+            if self._items or self.finished or self.closed:
+                return False
+            self._waiter = waiter
+            return True
+
+    def disarm(self) -> None:
+        self._waiter = None
+
+    def stop(self) -> None:
+        self.close()
+
+    async def wait(self, timeout: float) -> bool:
+        return True
+
+    # -- consumer: async iteration ------------------------------------------------------------
+    def __aiter__(self) -> AsyncIterator[Message | SSEEvent]:
+        return self._aiterate()
+
+    async def _aiterate(self) -> AsyncIterator[Message | SSEEvent]:
+        try:
+            await self.open()
+            loop = asyncio.get_running_loop()
+            while True:
+                with self._lock:
+                    items = list(self._items)
+                    self._items.clear()
+                for item in items:
+                    yield item
+                if self.finished:
+                    return
+                if not items:
+                    waiter = loop.create_future()
+                    if self.arm(waiter):
+                        await waiter
+        finally:
+            self.close()
+
+    # -- consumer: sync iteration (from a stream's worker thread) ------------------------------
+    def __iter__(self) -> Iterator[Message | SSEEvent | None]:
+        try:
+            self.broadcast.run_coroutine(self.open())
+            while True:
+                with self._lock:
+                    if not self._items and not self.finished:
+                        self._ready.wait(1.0)
+                    items = list(self._items)
+                    self._items.clear()
+                    finished = self.finished
+                if not items and not finished:
+                    yield None  # idle: sends nothing, lets a stream notice its client has gone
+                yield from items
+                if finished:
+                    return
+        finally:
+            self.broadcast.call_soon(self.close)
