@@ -121,6 +121,8 @@ class RatApp:
         *,
         kind: str = "route",
         inline: bool = False,
+        stream_body: bool = False,
+        max_body_size: int | None = None,
         **stream_options: Any,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``rule`` and return it unchanged.
@@ -131,12 +133,24 @@ class RatApp:
             kind: How return values are read (see :mod:`rat_engine.convert`).
             inline: Run a plain (non-async) handler on the event loop instead of the thread
                 pool: faster, but it must never block.
+            stream_body: Do not read the body before the handler runs; it reads it with
+                ``request_data.stream()`` / ``iter_body()`` / ``save_files()`` (large uploads).
+            max_body_size: This route's body limit (default: the app's ``max_body_size``).
             **stream_options: For stream kinds: ``ping_interval``, ``max_duration``,
                 ``send_timeout``, ``buffer_size``, ``retry``.
         """
 
         def register(func: F) -> F:
-            self.add_route(rule, func, methods, kind=kind, inline=inline, **stream_options)
+            self.add_route(
+                rule,
+                func,
+                methods,
+                kind=kind,
+                inline=inline,
+                stream_body=stream_body,
+                max_body_size=max_body_size,
+                **stream_options,
+            )
             return func
 
         return register
@@ -149,6 +163,8 @@ class RatApp:
         *,
         kind: str = "route",
         inline: bool = False,
+        stream_body: bool = False,
+        max_body_size: int | None = None,
         **stream_options: Any,
     ) -> None:
         """Non-decorator form of :meth:`route`."""
@@ -158,7 +174,16 @@ class RatApp:
             self.stream_settings.merged(stream_options)  # validates names now, not per request
         method_list = tuple(m.upper() for m in (methods or ("GET",)))
         call = describe_callable(func, compile_rule(rule).param_names, inline)
-        endpoint = Endpoint(func, kind, rule, method_list, stream_options=dict(stream_options), **call)
+        endpoint = Endpoint(
+            func,
+            kind,
+            rule,
+            method_list,
+            stream_options=dict(stream_options),
+            stream_body=stream_body,
+            max_body_size=max_body_size,
+            **call,
+        )
         self.router.add(rule, method_list, endpoint)
 
     def html(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:

@@ -143,7 +143,8 @@ def parse_query(query_string: str) -> QueryParams:
 class UploadedFile:
     """A file part of a ``multipart/form-data`` body.
 
-    ``file`` is a spooled temporary file (kept in memory while small, on disk when large);
+    ``file`` is a spooled temporary file (kept in memory while small, on disk when large), or,
+    for ``request_data.save_files(directory)``, the saved file itself (``path`` says where).
     ``data`` reads it whole, :meth:`save` copies it to a path in chunks.
     """
 
@@ -153,6 +154,7 @@ class UploadedFile:
     file: IO[bytes]
     size: int = 0
     headers: dict[str, str] = field(default_factory=dict)
+    path: str | None = None
 
     @property
     def data(self) -> bytes:

@@ -83,7 +83,11 @@ async def _respond(
     match = app.router.match(request_data["method"], request_data["path"])
     endpoint = None if isinstance(match, (NotFound, MethodNotAllowed)) else match.endpoint
     if endpoint is not None:
-        await read_body(request_data, receive, app.limits.max_body_size)
+        limit = endpoint.max_body_size if endpoint.max_body_size is not None else app.limits.max_body_size
+        if endpoint.stream_body:
+            request_data.defer_body(receive, limit)
+        else:
+            await read_body(request_data, receive, limit)
         request_data["path_params"] = match.params  # type: ignore[union-attr]
         if endpoint.is_stream:
             request_data["disconnected"] = threading.Event()

@@ -33,6 +33,10 @@ class Endpoint:
     #: Path parameters the handler accepts; None means all (it has ``**kwargs``).
     accepted: frozenset[str] | None
     stream_options: dict[str, Any] = field(default_factory=dict)
+    #: Leave the body unread for ``request_data.stream()`` (uploads).
+    stream_body: bool = False
+    #: Overrides the app's max_body_size for this route.
+    max_body_size: int | None = None
 
     @property
     def is_stream(self) -> bool:

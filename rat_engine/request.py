@@ -12,17 +12,25 @@ valid UTF-8, else ``bytes``, as RAT Engine does), ``raw_body`` (always bytes), `
 ``lastEventId`` query parameter, else None) and, on streaming routes, ``disconnected`` (a
 ``threading.Event`` set when the client has gone; ``request_data['disconnected'].wait(1)`` is an
 interruptible ``time.sleep(1)``).
+
+On routes registered with ``stream_body=True`` the body is not read in advance (``body`` is
+``None``): read it as it arrives with ``async for chunk in request_data.stream()``, ``for chunk in
+request_data.iter_body()`` (plain handlers), or ``await request_data.save_files(directory,
+on_progress)`` for multipart uploads written straight to disk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from . import _json
 from .datastructures import Headers, QueryParams, UploadedFile, parse_query
 from .exceptions import HTTPException
-from .forms import FormData, parse_form
+from .forms import FormData, MultipartReader, disk_file_in, multipart_boundary, parse_form
 
 __all__ = ["RequestData", "RequestLimits", "build_request_data", "read_body"]
 
@@ -48,12 +56,100 @@ class RequestLimits:
 class RequestData(dict[str, Any]):
     """The request as a dict, plus parsing helpers (see the module docstring for the keys)."""
 
-    __slots__ = ("_form", "scope")
+    __slots__ = ("_form", "scope", "_receive", "_loop", "_body_limit")
 
     def __init__(self, scope: dict[str, Any]) -> None:
         super().__init__()
         self.scope = scope
         self._form: FormData | None = None
+        self._receive: Any = None  # set on stream_body routes: the body is still unread
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._body_limit: int | None = None
+
+    def defer_body(self, receive: Any, max_body_size: int | None) -> None:
+        """Leave the body unread, for :meth:`stream` (used by the dispatcher)."""
+        self._receive = receive
+        self._loop = asyncio.get_running_loop()
+        self._body_limit = max_body_size
+        self["body"] = None
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The body, chunk by chunk as it arrives (``stream_body=True`` routes; elsewhere the
+        already-read body in one chunk).
+
+        Raises:
+            HTTPException: 413 past the route's ``max_body_size``; 400 if the client leaves.
+            RuntimeError: the body was already consumed.
+        """
+        receive = self._receive
+        if receive is None:
+            if self.raw_body:
+                yield self.raw_body
+            return
+        if receive is _CONSUMED:
+            raise RuntimeError("the request body was already consumed")
+        self._receive = _CONSUMED
+        limit, received = self._body_limit, 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise HTTPException(400, "client disconnected while sending the body")
+            chunk = message.get("body", b"")
+            if chunk:
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise HTTPException(413, f"request body too large (limit {limit} bytes)")
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    def iter_body(self) -> Iterator[bytes]:
+        """:meth:`stream` for plain handlers, which run on a worker thread."""
+        loop = self._loop
+        if loop is None:
+            yield from ([self.raw_body] if self.raw_body else [])
+            return
+        chunks = self.stream()
+
+        async def next_chunk() -> bytes:
+            return await chunks.__anext__()
+
+        while True:
+            try:
+                yield asyncio.run_coroutine_threadsafe(next_chunk(), loop).result()
+            except StopAsyncIteration:
+                return
+
+    async def save_files(
+        self, directory: str, on_progress: Callable[[int, int], Any] | None = None
+    ) -> FormData:
+        """Stream a multipart body to disk: each file part is written to ``directory`` (under a
+        random name; ``UploadedFile.path``) as its bytes arrive. ``on_progress(received, total)``
+        (sync or async) is called after each chunk; ``total`` is the Content-Length or 0.
+
+        Raises:
+            HTTPException: 415 when the body is not multipart/form-data, 400 when malformed,
+                413 when too large.
+        """
+        content_type = self["headers"].get("content-type", "")
+        boundary = multipart_boundary(content_type)
+        if boundary is None:
+            raise HTTPException(415, "expected a multipart/form-data body")
+        reader = MultipartReader(boundary, disk_file_in(directory))
+        try:
+            total = int(self["headers"].get("content-length") or 0)
+        except ValueError:
+            total = 0
+        received = 0
+        async for chunk in self.stream():
+            reader.feed(chunk)
+            received += len(chunk)
+            if on_progress is not None:
+                result = on_progress(received, total)
+                if inspect.isawaitable(result):
+                    await result
+        self._form = reader.finish()
+        return self._form
 
     @property
     def raw_body(self) -> bytes:
@@ -101,6 +197,9 @@ class RequestData(dict[str, Any]):
         """True once the stream serving this request has ended (client gone, shutdown, timeout)."""
         event = self.get("disconnected")
         return isinstance(event, threading.Event) and event.is_set()
+
+
+_CONSUMED = object()
 
 
 def build_request_data(scope: dict[str, Any], limits: RequestLimits) -> RequestData:

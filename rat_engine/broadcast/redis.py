@@ -132,7 +132,7 @@ class RedisBackend(BroadcastBackend):
         try:
             info: dict[Any, Any] = await self._client.xinfo_stream(stream)
         except ResponseError:  # no such stream: nothing was ever kept for this channel
-            return ReplayResult(messages, True)
+            return ReplayResult(messages, key != (0, 0))
         deleted = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
         deleted_key = self.sort_key(deleted.decode() if isinstance(deleted, bytes) else str(deleted or "0-0"))
         gap = deleted_key is not None and deleted_key > key
