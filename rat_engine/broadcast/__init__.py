@@ -42,7 +42,10 @@ def create_backend(url: str, history: int, history_ttl: float | None) -> Broadca
     if scheme == "memory":
         return MemoryBackend(history, history_ttl)
     if scheme in ("redis", "rediss", "unix", "valkey"):
-        from .redis import RedisBackend  # optional dependency: imported only when asked for
+        try:
+            from .redis import RedisBackend  # optional dependency: imported only when asked for
+        except ImportError as exc:
+            raise RuntimeError(f"{url!r} needs the redis package: pip install 'rat_engine[redis]'") from exc
 
         return RedisBackend(url.replace("valkey://", "redis://", 1), history, history_ttl)
     raise ValueError(f"unknown broadcast backend URL {url!r} (use memory:// or redis://...)")
