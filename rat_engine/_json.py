@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import json
+
 import orjson
 
 __all__ = ["dumps", "dumps_str", "loads"]
@@ -23,7 +25,13 @@ def _default(obj: Any) -> Any:
 
 def dumps(obj: Any) -> bytes:
     """Encode ``obj`` as compact UTF-8 JSON bytes."""
-    return orjson.dumps(obj, default=_default, option=_OPTIONS)
+    try:
+        return orjson.dumps(obj, default=_default, option=_OPTIONS)
+    except TypeError as exc:
+        # orjson stops at 64-bit integers; Python's ints (and <int:n> path parameters) do not.
+        if "64-bit" not in str(exc):
+            raise
+        return json.dumps(obj, default=_default, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def dumps_str(obj: Any) -> str:

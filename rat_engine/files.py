@@ -18,6 +18,7 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from . import _json
 from .exceptions import HTTPException
 from .responses import Response
 
@@ -117,7 +118,13 @@ class FileResponse(Response):
             return
         status, start, length = self.status_code, 0, self.stat.st_size
         if self.status_code == 200:
-            selected = self._range(request_headers.get("range"), request_headers.get("if-range"))
+            try:
+                selected = self._range(request_headers.get("range"), request_headers.get("if-range"))
+            except HTTPException as exc:
+                self.status_code = exc.status_code  # for the access log
+                body = _json.dumps({"error": exc.detail, "status": exc.status_code})
+                await Response(body, exc.status_code, exc.headers, "application/json")(scope, receive, send)
+                return
             if selected is not None:
                 start, end = selected
                 status, length = 206, end - start + 1
