@@ -95,6 +95,8 @@ def make_response(rv: Any, kind: str = "route") -> Response:
     """
     if isinstance(rv, Response):
         return rv
+    if kind == "json" and type(rv) is dict:  # the common case, straight through
+        return JSONResponse(rv)
     status = content_type = headers = None
     if isinstance(rv, tuple):
         rv, status, content_type, headers = _split_tuple(rv)

@@ -32,8 +32,14 @@ class Headers(dict[str, str]):
     def from_asgi(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
         """Build from ASGI header pairs (names already lower-case per the ASGI spec)."""
         headers = cls()
+        contains = dict.__contains__
+        setitem = dict.__setitem__
         for name, value in raw:
-            headers.add(name.decode("latin-1"), value.decode("latin-1"))
+            key = name.decode("latin-1")
+            if contains(headers, key):
+                headers.add(key, value.decode("latin-1"))  # repeated header: the slow path
+            else:
+                setitem(headers, key, value.decode("latin-1"))
         return headers
 
     def add(self, key: str, value: str) -> None:

@@ -74,6 +74,11 @@ class Hooks:
             )
         self.middleware.append(middleware)
 
+    @property
+    def empty(self) -> bool:
+        """No hook or middleware: the dispatcher skips the hook calls altogether."""
+        return not (self.before or self.after or self.middleware)
+
     # -- running ------------------------------------------------------------------------------
     async def run_before(self, request_data: dict[str, Any]) -> Any:
         for middleware in self.middleware:

@@ -208,10 +208,14 @@ def build_request_data(scope: dict[str, Any], limits: RequestLimits) -> RequestD
     if len(raw_headers) > limits.max_header_count:
         raise HTTPException(431, f"too many headers (limit {limits.max_header_count})")
     headers = Headers()
-    size = 0
-    for name, value in raw_headers:
-        size += len(name) + len(value) + 4
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    size = 4 * len(raw_headers)
+    for name, value in raw_headers:  # one pass: decode, store (names are lower-case) and measure
+        size += len(name) + len(value)
+        key = name.decode("latin-1")
+        if dict.__contains__(headers, key):
+            headers.add(key, value.decode("latin-1"))  # a repeated header: the slow path
+        else:
+            dict.__setitem__(headers, key, value.decode("latin-1"))
     if size > limits.max_header_bytes:
         raise HTTPException(431, f"request headers too large (limit {limits.max_header_bytes} bytes)")
     query_bytes: bytes = scope.get("query_string", b"")
@@ -221,28 +225,41 @@ def build_request_data(scope: dict[str, Any], limits: RequestLimits) -> RequestD
     query_string = query_bytes.decode("latin-1")
     query_params = parse_query(query_string)
     client = scope.get("client")
+    # Header keys are already lower-case: plain dict lookups, no case folding on the hot path.
+    last_event_id = dict.get(headers, "last-event-id") or (
+        query_params.get("lastEventId") if query_string else None
+    )
     data = RequestData(scope)
-    data["method"] = scope["method"]
-    data["path"] = scope["path"]
-    data["query_string"] = query_string
-    data["query"] = query_string
-    data["query_params"] = query_params
-    data["headers"] = headers
-    data["body"] = ""
-    data["raw_body"] = b""
-    data["path_params"] = {}
-    data["remote_addr"] = client[0] if client else ""
-    data["scheme"] = scope.get("scheme", "http")
-    data["http_version"] = scope.get("http_version", "1.1")
-    data["last_event_id"] = headers.get("last-event-id") or query_params.get("lastEventId")
+    dict.update(
+        data,
+        {
+            "method": scope["method"],
+            "path": scope["path"],
+            "query_string": query_string,
+            "query": query_string,
+            "query_params": query_params,
+            "headers": headers,
+            "body": "",
+            "raw_body": b"",
+            "path_params": {},
+            "remote_addr": client[0] if client else "",
+            "scheme": scope.get("scheme", "http"),
+            "http_version": scope.get("http_version", "1.1"),
+            "last_event_id": last_event_id,
+        },
+    )
     return data
 
 
 async def read_body(data: RequestData, receive: Any, max_body_size: int) -> None:
     """Read the whole body into ``data['raw_body']``/``data['body']``, enforcing the size limit."""
     headers = data["headers"]
-    declared = headers.get("content-length")
-    if declared is None and "transfer-encoding" not in headers and data["method"] in ("GET", "HEAD"):
+    declared = dict.get(headers, "content-length")
+    if (
+        declared is None
+        and data["method"] in ("GET", "HEAD")
+        and not dict.__contains__(headers, "transfer-encoding")
+    ):
         return  # no body to wait for: saves a receive() round trip on every GET
     if declared is not None:
         try:

@@ -67,7 +67,7 @@ class Response:
 
     @property
     def content_type(self) -> str | None:
-        explicit = self.headers.get("content-type")
+        explicit = dict.get(self.headers, "content-type")
         if explicit is not None:
             return str(explicit)
         media_type = self.media_type
@@ -97,14 +97,17 @@ class Response:
         self.headers.add("set-cookie", "; ".join(parts))
 
     def render_headers(self, content_length: int | None) -> list[tuple[bytes, bytes]]:
+        headers = self.headers
         raw: list[tuple[bytes, bytes]] = []
-        content_type = self.content_type
-        if content_type is not None and "content-type" not in self.headers:
-            raw.append((b"content-type", _clean(content_type)))
-        if content_length is not None and "content-length" not in self.headers:
+        if not dict.__contains__(headers, "content-type"):
+            content_type = self.content_type
+            if content_type is not None:
+                raw.append((b"content-type", _clean(content_type)))
+        if content_length is not None and not dict.__contains__(headers, "content-length"):
             raw.append((b"content-length", str(content_length).encode()))
-        for key, value in self.headers.raw_items():
-            raw.append((_clean(key), _clean(value)))
+        if headers:
+            for key, value in headers.raw_items():
+                raw.append((_clean(key), _clean(value)))
         return raw
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
