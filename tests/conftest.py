@@ -11,8 +11,10 @@ Helpers (plain functions / context managers; import them with ``from conftest im
 Fixtures:
 
 * ``chromium_path`` (session) -- ``/usr/bin/chromium`` or skip/fail.
-* ``redis_server`` (session) -- a real ``redis-server`` on a free port: ``.url``, ``.port``,
+* ``redis_server`` (session) -- a real ``redis-server`` on a free port: ``.url``, ``.port``, ``.pid``,
   ``.stop()``, ``.start()`` (restart on the same port), ``.flushall()``.
+* ``redis_server_factory`` -- ``factory(*extra_args)``: another redis-server in its own directory,
+  stopped at the end of the test; ``persistent_redis_server`` -- one with AOF (survives restarts).
 
 Nothing here runs at import time except definitions.
 """
@@ -260,13 +262,23 @@ class RedisServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, executable: str, port: int, workdir: Path) -> None:
+    def __init__(
+        self, executable: str, port: int, workdir: Path, extra_args: tuple[str, ...] | list[str] = ()
+    ) -> None:
         self.executable = executable
         self.port = port
         self.workdir = workdir
+        #: Extra ``redis-server`` options, appended after the defaults (so they override them),
+        #: e.g. ``("--appendonly", "yes", "--appendfsync", "always")`` for a persistent instance.
+        self.extra_args = tuple(extra_args)
         self.url = f"redis://{self.host}:{port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
+
+    @property
+    def pid(self) -> int | None:
+        """PID of the running redis-server (None when stopped)."""
+        return self.proc.pid if self.running and self.proc is not None else None
 
     @property
     def running(self) -> bool:
@@ -299,6 +311,7 @@ class RedisServer:
                 str(self.workdir),
                 "--daemonize",
                 "no",
+                *self.extra_args,
             ],
             cwd=self.workdir,
             stdin=subprocess.DEVNULL,
@@ -316,13 +329,14 @@ class RedisServer:
                 raise RuntimeError(f"redis-server did not answer PING within {timeout}s; log:\n{self.log()}")
             time.sleep(0.05)
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Stop the server (SIGTERM by PID, SIGKILL after ``grace`` s). Safe to call repeatedly."""
+    def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
+        """Stop the server (``sig`` -- SIGTERM by default -- by PID, SIGKILL after ``grace`` s).
+        Safe to call repeatedly. ``sig=signal.SIGKILL`` simulates a crash."""
         proc, self.proc = self.proc, None
         if proc is not None:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
+                    os.kill(proc.pid, sig)
                 try:
                     proc.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
@@ -354,22 +368,54 @@ class RedisServer:
         return f"<RedisServer {self.url} running={self.running}>"
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+def _start_redis(workdir: Path, extra_args: tuple[str, ...] | list[str] = ()) -> RedisServer:
     executable = shutil.which("redis-server")
     if executable is None:
         require_or_skip("redis-server", "not on PATH (apt-get install redis-server)")
         raise AssertionError("unreachable")
-    workdir = tmp_path_factory.mktemp("redis")
     for attempt in range(3):  # the free port may be grabbed by someone else before redis binds it
-        server = RedisServer(executable, free_port(), workdir)
+        server = RedisServer(executable, free_port(), workdir, extra_args)
         try:
             server.start()
-            break
+            return server
         except RuntimeError:
             if attempt == 2:
                 raise
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = _start_redis(tmp_path_factory.mktemp("redis"))
     try:
         yield server
     finally:
         server.stop()
+
+
+PERSISTENT_REDIS_ARGS = ("--appendonly", "yes", "--appendfsync", "always")
+
+
+@pytest.fixture
+def redis_server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``factory(*extra_args)`` starts another redis-server (own port, own directory) that is
+    stopped when the test ends, e.g. ``factory(*PERSISTENT_REDIS_ARGS)`` for one whose data
+    survives ``.stop()`` / ``.start()``."""
+    started: list[RedisServer] = []
+
+    def factory(*extra_args: str) -> RedisServer:
+        server = _start_redis(tmp_path_factory.mktemp("redis-extra"), extra_args)
+        started.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def persistent_redis_server(redis_server_factory: Any) -> RedisServer:
+    """A dedicated redis-server with AOF (``appendfsync always``): data survives a restart."""
+    return redis_server_factory(*PERSISTENT_REDIS_ARGS)
