@@ -292,7 +292,9 @@ class RatApp:
 
         With ``blocking=False`` the server runs on a background thread and a
         :class:`~rat_engine.server.ServerHandle` (``.url``, ``.port``, ``.stop()``) is returned.
-        ``port=0`` picks a free port. Extra options go to uvicorn's ``Config``.
+        ``port=0`` picks a free port. ``header_timeout`` (default 10 s) bounds how long a client
+        may take to send a request head (slowloris protection: 408 and close). Other options go
+        to uvicorn's ``Config``.
         """
         from .server import serve
 

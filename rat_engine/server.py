@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from ._protocol import HeaderTimeoutProtocol
+
 if TYPE_CHECKING:
     from .app import RatApp
 
@@ -142,7 +144,7 @@ def _build_config(
 ) -> uvicorn.Config:
     grace = app.shutdown_grace if not isinstance(app, str) else 5.0
     defaults: dict[str, Any] = {
-        "http": "httptools",
+        "http": HeaderTimeoutProtocol,
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
         "lifespan": "on",
         "access_log": False,  # rat_engine writes its own access log (rat_engine.access)
@@ -169,6 +171,9 @@ def serve(
     **options: Any,
 ) -> ServerHandle | None:
     """See :meth:`RatApp.run`."""
+    header_timeout = options.pop("header_timeout", None)
+    if header_timeout is not None:
+        HeaderTimeoutProtocol.header_timeout = float(header_timeout)
     _configure_logging(log_level)
     logging.getLogger("rat_engine.access").disabled = not access_log
     config = _build_config(app, host, port, log_level, options)
