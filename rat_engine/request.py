@@ -89,19 +89,8 @@ class RequestData(dict[str, Any]):
         if receive is _CONSUMED:
             raise RuntimeError("the request body was already consumed")
         self._receive = _CONSUMED
-        limit, received = self._body_limit, 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise HTTPException(400, "client disconnected while sending the body")
-            chunk = message.get("body", b"")
-            if chunk:
-                received += len(chunk)
-                if limit is not None and received > limit:
-                    raise HTTPException(413, f"request body too large (limit {limit} bytes)")
-                yield chunk
-            if not message.get("more_body", False):
-                return
+        async for chunk in _receive_body(receive, self._body_limit):
+            yield chunk
 
     def iter_body(self) -> Iterator[bytes]:
         """:meth:`stream` for plain handlers, which run on a worker thread."""
@@ -202,6 +191,23 @@ class RequestData(dict[str, Any]):
 _CONSUMED = object()
 
 
+async def _receive_body(receive: Any, limit: int | None) -> AsyncIterator[bytes]:
+    """ASGI ``http.request`` messages as body chunks, enforcing ``limit`` (413)."""
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPException(400, "client disconnected while sending the body")
+        chunk = message.get("body", b"")
+        if chunk:
+            received += len(chunk)
+            if limit is not None and received > limit:
+                raise HTTPException(413, f"request body too large (limit {limit} bytes)")
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
 def build_request_data(scope: dict[str, Any], limits: RequestLimits) -> RequestData:
     """Everything but the body. Raises HTTPException 414/431 when a limit is exceeded."""
     raw_headers = scope["headers"]
@@ -268,21 +274,7 @@ async def read_body(data: RequestData, receive: Any, max_body_size: int) -> None
             raise HTTPException(400, "invalid Content-Length") from None
         if length > max_body_size:
             raise HTTPException(413, f"request body too large (limit {max_body_size} bytes)")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise HTTPException(400, "client disconnected while sending the body")
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > max_body_size:
-                raise HTTPException(413, f"request body too large (limit {max_body_size} bytes)")
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    raw = b"".join(chunks)
+    raw = b"".join([chunk async for chunk in _receive_body(receive, max_body_size)])
     data["raw_body"] = raw
     try:
         data["body"] = raw.decode("utf-8")

@@ -171,49 +171,43 @@ def _text_frame(text: str) -> bytes:
     return (_data_lines(text) + "\n").encode("utf-8")
 
 
-def encode_auto(item: Any) -> bytes | None:
-    """Encoder for ``@app.sse`` (see the module docstring)."""
-    if isinstance(item, str):
-        if item.startswith(_FIELD_PREFIXES) and is_preformatted(item):
-            return _terminate(item).encode("utf-8")
-        return _text_frame(item)
-    if isinstance(item, SSEEvent):
-        return item.encode()
-    if item is None:
-        return None
-    if isinstance(item, PreEncoded):
-        return item.frame
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return encode_auto(bytes(item).decode("utf-8"))
+def _auto_str(text: str) -> bytes:
+    if text.startswith(_FIELD_PREFIXES) and is_preformatted(text):
+        return _terminate(text).encode("utf-8")
+    return _text_frame(text)
+
+
+def _json_frame(item: Any) -> bytes:
     return b"data: " + _json.dumps(item) + b"\n\n"
 
 
-def encode_json(item: Any) -> bytes | None:
-    """Encoder for ``@app.sse_json``: one JSON event per item."""
-    if isinstance(item, str):
-        return _text_frame(item)
-    if isinstance(item, SSEEvent):
-        return item.encode()
-    if item is None:
-        return None
-    if isinstance(item, PreEncoded):
-        return item.frame
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return _text_frame(bytes(item).decode("utf-8"))
-    return b"data: " + _json.dumps(item) + b"\n\n"
+def _make_encoder(
+    for_str: Callable[[str], bytes], for_other: Callable[[Any], bytes], event_data: Callable[[Any], str] | None
+) -> Encoder:
+    """The three encoders differ only in how a ``str`` and a non-text value become a frame."""
+
+    def encode(item: Any) -> bytes | None:
+        if isinstance(item, str):
+            return for_str(item)
+        if isinstance(item, SSEEvent):
+            return item.encode(event_data)
+        if item is None:
+            return None
+        if isinstance(item, PreEncoded):
+            return item.frame
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return for_str(bytes(item).decode("utf-8"))
+        return for_other(item)
+
+    return encode
 
 
-def encode_text(item: Any) -> bytes | None:
-    """Encoder for ``@app.sse_text``: one text event per item, the text taken literally."""
-    if isinstance(item, SSEEvent):
-        return item.encode(data_encoder=str)
-    if item is None:
-        return None
-    if isinstance(item, PreEncoded):
-        return item.frame
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return _text_frame(bytes(item).decode("utf-8"))
-    return _text_frame(item if isinstance(item, str) else str(item))
+#: ``@app.sse``: text (preformatted frames passed through), JSON for other values.
+encode_auto = _make_encoder(_auto_str, _json_frame, None)
+#: ``@app.sse_json``: one JSON event per item; a ``str`` is JSON text already.
+encode_json = _make_encoder(_text_frame, _json_frame, None)
+#: ``@app.sse_text``: one text event per item, the text taken literally.
+encode_text = _make_encoder(_text_frame, lambda item: _text_frame(str(item)), str)
 
 
 def error_event(message: str) -> bytes:
