@@ -1,0 +1,681 @@
+"""rat_engine benchmarks, side by side with peer frameworks (run it through ``bench/run``).
+
+Scenarios:
+  json          S5: ``wrk -t1 -c64 -d5s`` on GET /json (after a 1 s warm-up) for rat_engine
+                (sync / inline / async handlers), a hand-written ASGI app on the same uvicorn
+                (the floor), a hand-written RSGI app on granian, Starlette, FastAPI, aiohttp
+                and Flask on gunicorn.
+  sync-clients  S3: N clients (default 1000) open the seed-style SSE route at once (a plain
+                generator: 10 x yield + time.sleep(1)); how many got all 10 events within
+                15 s, and how long until all finished (given up at 30 s).
+
+Each server is pinned to CPU 0 and the load generator to CPU 1 (``taskset``), every server is
+started fresh for each run, the order of servers rotates between runs, and the report gives
+medians over ``--runs`` with ratios against FastAPI and against the raw-ASGI floor, plus the
+CPU time each side used (server: /proc/<pid>/stat of its process tree; load generator:
+getrusage of the reaped child). Results go to bench/results/ (JSON + markdown).
+
+Everything is bounded: only 127.0.0.1 is contacted, each load run has a fixed duration, and
+servers are stopped by PID (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+APPS = BENCH / "apps"
+HOST = "127.0.0.1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass
+class Server:
+    name: str
+    script: str
+    env: dict[str, str] = field(default_factory=dict)
+    note: str = ""  # what limits this row, for the table
+
+
+JSON_SERVERS = [
+    Server(
+        "rat_engine sync", "rat_json.py", {"BENCH_VARIANT": "sync"}, "plain def on the 64-thread handler pool"
+    ),
+    Server(
+        "rat_engine inline",
+        "rat_json.py",
+        {"BENCH_VARIANT": "inline"},
+        "plain def, inline=True (on the loop)",
+    ),
+    Server("rat_engine async", "rat_json.py", {"BENCH_VARIANT": "async"}, "async def"),
+    Server("raw ASGI (uvicorn)", "raw_asgi_json.py", {}, "floor: hand-written ASGI, same uvicorn"),
+    Server("granian RSGI (raw)", "granian_rsgi_json.py", {}, "hand-written RSGI, Rust HTTP"),
+    Server("Starlette", "starlette_json.py", {}, "JSONResponse, uvicorn"),
+    Server("FastAPI", "fastapi_json.py", {}, "async def -> dict, uvicorn"),
+    Server("aiohttp", "aiohttp_json.py", {}, "web.json_response, uvloop"),
+    Server("Flask (gunicorn gthread 1x8)", "flask_json.py", {}, "WSGI, 8 threads"),
+]
+
+SSE_SERVERS = [
+    Server("rat_engine", "rat_sse_sync.py", {}, "one small thread per sync-generator stream"),
+    Server(
+        "FastAPI StreamingResponse",
+        "fastapi_sse_sync.py",
+        {},
+        "anyio thread limiter: 40 next() calls at once",
+    ),
+    Server("sse-starlette", "sse_starlette_sync.py", {}, "anyio thread limiter: 40 next() calls at once"),
+    Server(
+        "aiohttp-sse (run_in_executor)",
+        "aiohttp_sse_sync.py",
+        {},
+        "default executor: min(32, cpu_count+4) = {executor} threads",
+    ),
+    Server(
+        "Flask (gunicorn gthread 1x1000)", "flask_sse_sync.py", {}, "1000 gunicorn threads, one per stream"
+    ),
+]
+
+BASE_FASTAPI = "FastAPI"
+BASE_FLOOR = "raw ASGI (uvicorn)"
+
+
+# -- processes ---------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def pin(cpu: str | None) -> list[str]:
+    return ["taskset", "-c", cpu] if cpu is not None else []
+
+
+def children_of(pid: int) -> list[int]:
+    """All descendants of ``pid`` (via /proc/*/stat's ppid)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        parents.setdefault(ppid, []).append(int(entry))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def tree_stats(pid: int) -> dict[str, float]:
+    """CPU seconds (utime+stime, all threads), threads and RSS of ``pid`` and its descendants."""
+    cpu = threads = rss = 0.0
+    for p in [pid, *children_of(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # fields[0] is field 3 (state): utime is field 14, stime 15, num_threads 20, rss 24.
+        cpu += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        threads += int(fields[17])
+        rss += int(fields[21]) * PAGE
+    return {"cpu": cpu, "threads": threads, "rss": rss}
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK, steal / CLK_TCK
+
+
+def others(
+    m0: tuple[float, float], m1: tuple[float, float], server: float, load: float, wall: float
+) -> dict[str, float]:
+    """Machine CPU used during a run by anything but the server and the load generator
+    (other processes, interrupts, the hypervisor's steal), in % of one core: the noise gauge."""
+    busy, steal = m1[0] - m0[0], m1[1] - m0[1]
+    return {"other_cpu_pct": max(0.0, 100 * (busy - server - load) / wall), "steal_pct": 100 * steal / wall}
+
+
+def http_probe(port: int, path: str, timeout: float) -> tuple[int, bytes] | None:
+    """One GET with Connection: close; (status, body) or None if nothing answered."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        if not data.startswith(b"HTTP/1."):
+            return None
+        head, _, body = data.partition(b"\r\n\r\n")
+        return int(head.split()[1]), body
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Running:
+    """One server process under test: started pinned, probed until it answers, stopped by PID."""
+
+    def __init__(self, server: Server, env: dict[str, str], cpu: str | None, log_dir: Path, tag: str) -> None:
+        self.server = server
+        self.port = free_port()
+        self.log_path = log_dir / f"{tag}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        full_env = {**os.environ, **env, **server.env, "BENCH_PORT": str(self.port), "PYTHONUNBUFFERED": "1"}
+        cmd = [*pin(cpu), sys.executable, str(APPS / server.script), str(self.port)]
+        self.proc = subprocess.Popen(
+            cmd,
+            env=full_env,
+            cwd=str(APPS),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.pid = self.proc.pid
+
+    def wait_ready(self, timeout: float = 20.0) -> str | None:
+        """None when the server answers HTTP; else why not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return f"exited with status {self.proc.returncode} (see {self.log_path})"
+            if http_probe(self.port, "/__bench_ready", 2.0) is not None:
+                return None
+            time.sleep(0.1)
+        return f"not answering after {timeout:.0f} s (see {self.log_path})"
+
+    def stop(self) -> None:
+        kids = children_of(self.pid) if self.proc.poll() is None else []
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=8)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.proc.wait(timeout=5)
+        for kid in kids:  # workers the server forked (gunicorn, granian): by PID, if still there
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(kid, signal.SIGKILL)
+        self.log.close()
+
+
+def run_child(cmd: list[str], timeout: float) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run a load generator; return it and the CPU seconds it used (getrusage of children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc, cpu
+
+
+# -- wrk -----------------------------------------------------------------------------------------
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    result["rps"] = float(m.group(1)) if m else None
+    m = re.search(r"(\d+) requests in ([\d.]+\w+)", out)
+    result["requests"] = int(m.group(1)) if m else None
+    for q in ("50", "99"):
+        m = re.search(rf"^\s+{q}%\s+([\d.]+\w+)", out, re.M)
+        result[f"p{q}_ms"] = _ms(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
+    return result
+
+
+def wrk_cmd(args: argparse.Namespace, url: str, duration: float) -> list[str]:
+    return [
+        *pin(args.load_cpu),
+        args.wrk,
+        "-t1",
+        f"-c{args.connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        url,
+    ]
+
+
+def bench_json_once(args: argparse.Namespace, server: Server, log_dir: Path, tag: str) -> dict[str, Any]:
+    running = Running(server, {}, args.server_cpu, log_dir, tag)
+    try:
+        why = running.wait_ready()
+        if why is not None:
+            return {"failed": why}
+        probe = http_probe(running.port, "/json", 5.0)
+        if probe is None or probe[0] != 200 or b'"hello"' not in probe[1]:
+            return {"failed": f"GET /json answered {probe!r}"}
+        url = f"http://{HOST}:{running.port}/json"
+        if args.warmup > 0:
+            run_child(wrk_cmd(args, url, args.warmup), timeout=args.warmup + 30)
+        m0, s0, t0 = machine_cpu(), tree_stats(running.pid), time.monotonic()
+        proc, wrk_cpu = run_child(wrk_cmd(args, url, args.duration), timeout=args.duration + 30)
+        s1, wall, m1 = tree_stats(running.pid), time.monotonic() - t0, machine_cpu()
+        result = parse_wrk(proc.stdout)
+        if proc.returncode != 0 or result["rps"] is None:
+            return {"failed": f"wrk exit {proc.returncode}: {proc.stderr.strip()[:200]}"}
+        if running.proc.poll() is not None:
+            return {"failed": f"server died during the run (see {running.log_path})"}
+        result.update(
+            server_cpu_s=s1["cpu"] - s0["cpu"],
+            load_cpu_s=wrk_cpu,
+            wall_s=wall,
+            server_cpu_pct=100 * (s1["cpu"] - s0["cpu"]) / wall,
+            # Requests per CPU-second of the server: less sensitive to neighbours stealing CPU 0.
+            rps_per_cpu=(result["requests"] or 0) / max(1e-9, s1["cpu"] - s0["cpu"]),
+            load_cpu_pct=100 * wrk_cpu / wall,
+            **others(m0, m1, s1["cpu"] - s0["cpu"], wrk_cpu, wall),
+        )
+        return result
+    finally:
+        running.stop()
+
+
+# -- S3 ------------------------------------------------------------------------------------------
+def bench_sse_once(args: argparse.Namespace, server: Server, log_dir: Path, tag: str) -> dict[str, Any]:
+    env = {"BENCH_SSE_EVENTS": str(args.events), "BENCH_SSE_INTERVAL": str(args.interval)}
+    running = Running(server, env, args.server_cpu, log_dir, tag)
+    try:
+        why = running.wait_ready()
+        if why is not None:
+            return {"failed": why}
+        peak = {"threads": 0.0, "rss": 0.0}
+        stop_sampling = threading.Event()
+
+        def sample() -> None:
+            while not stop_sampling.wait(0.25):
+                st = tree_stats(running.pid)
+                peak["threads"] = max(peak["threads"], st["threads"])
+                peak["rss"] = max(peak["rss"], st["rss"])
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        cmd = [
+            *pin(args.load_cpu),
+            sys.executable,
+            str(BENCH / "loadgen_sse.py"),
+            "--port",
+            str(running.port),
+            "--clients",
+            str(args.clients),
+            "--events",
+            str(args.events),
+            "--complete-within",
+            str(args.complete_within),
+            "--give-up",
+            str(args.give_up),
+        ]
+        m0, s0, t0 = machine_cpu(), tree_stats(running.pid), time.monotonic()
+        sampler.start()
+        try:
+            proc, load_cpu = run_child(cmd, timeout=args.give_up + 60)
+        finally:
+            stop_sampling.set()
+            sampler.join()
+        s1, wall, m1 = tree_stats(running.pid), time.monotonic() - t0, machine_cpu()
+        if proc.returncode != 0:
+            return {"failed": f"loadgen exit {proc.returncode}: {proc.stderr.strip()[-300:]}"}
+        result: dict[str, Any] = json.loads(proc.stdout)
+        result.update(
+            server_cpu_s=s1["cpu"] - s0["cpu"],
+            load_cpu_s=load_cpu,
+            wall_s=wall,
+            peak_threads=int(peak["threads"]),
+            peak_rss_mb=peak["rss"] / 2**20,
+            server_alive=running.proc.poll() is None,
+            **others(m0, m1, s1["cpu"] - s0["cpu"], load_cpu, wall),
+        )
+        return result
+    finally:
+        running.stop()
+
+
+# -- reporting -----------------------------------------------------------------------------------
+def median(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def fmt(value: float | None, spec: str = ",.0f", none: str = "—") -> str:
+    return none if value is None else format(value, spec)
+
+
+def summarize(rows: dict[str, list[dict[str, Any]]], keys: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, runs in rows.items():
+        ok = [r for r in runs if "failed" not in r]
+        summary: dict[str, Any] = {"runs_ok": len(ok), "runs": len(runs)}
+        summary["failed"] = [r["failed"] for r in runs if "failed" in r]
+        for key in keys:
+            summary[key] = median([r.get(key) for r in ok])
+        out[name] = summary
+    return out
+
+
+def json_table(
+    summary: dict[str, dict[str, Any]], servers: list[Server], runs: dict[str, list[dict[str, Any]]]
+) -> str:
+    base_fa = summary.get(BASE_FASTAPI, {}).get("rps")
+    base_floor = summary.get(BASE_FLOOR, {}).get("rps")
+    lines = [
+        "| server | req/s (median) | runs (req/s) | vs FastAPI | vs raw ASGI | req per server CPU-s (vs raw) "
+        "| p50 / p99 ms | server CPU | wrk CPU | other CPU | what it is |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for server in servers:
+        s = summary[server.name]
+        if s["runs_ok"] == 0:
+            lines.append(
+                f"| {server.name} | failed | {'; '.join(s['failed'])[:120]} | | | | | | | | {server.note} |"
+            )
+            continue
+        each = ", ".join(fmt(r.get("rps")) if "failed" not in r else "failed" for r in runs[server.name])
+        rps = s["rps"]
+        vs_fa = f"{rps / base_fa:.2f}x" if base_fa else "—"
+        vs_floor = f"{rps / base_floor:.2f}x" if base_floor else "—"
+        lat = f"{fmt(s['p50_ms'], '.2f')} / {fmt(s['p99_ms'], '.2f')}"
+        floor_eff = summary.get(BASE_FLOOR, {}).get("rps_per_cpu")
+        eff = fmt(s["rps_per_cpu"]) + (f" ({s['rps_per_cpu'] / floor_eff:.2f}x)" if floor_eff else "")
+        errs = (s.get("non2xx") or 0) + (s.get("socket_errors") or 0)
+        note = server.note + (f"; {errs:.0f} errors" if errs else "")
+        lines.append(
+            f"| {server.name} | {fmt(rps)} | {each} | {vs_fa} | {vs_floor} | {eff} | {lat} | "
+            f"{fmt(s['server_cpu_pct'], '.0f')}% | {fmt(s['load_cpu_pct'], '.0f')}% | "
+            f"{fmt(s['other_cpu_pct'], '.0f')}% | {note} |"
+        )
+    return "\n".join(lines)
+
+
+def sse_table(summary: dict[str, dict[str, Any]], servers: list[Server], args: argparse.Namespace) -> str:
+    lines = [
+        f"| server | completed ≤{args.complete_within:g} s (of {args.clients}) | completed by {args.give_up:g} s "
+        "| all done after | events received (clients with ≥1) | first event p50 / max | per-client done p50 / max | server CPU s | loadgen CPU s "
+        "| peak threads | peak RSS MB | other CPU | errors | what limits it |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    executor = min(32, (os.cpu_count() or 1) + 4)
+    for server in servers:
+        s = summary[server.name]
+        note = server.note.format(executor=executor)
+        if s["runs_ok"] == 0:
+            lines.append(
+                f"| {server.name} | failed | {'; '.join(s['failed'])[:120]} | | | | | | | | | | {note} |"
+            )
+            continue
+        all_done = (
+            f"{s['all_done_s']:.1f} s" if s["all_done_s"] is not None else f"not all (>{args.give_up:g} s)"
+        )
+        errors = s.get("errors_text") or ""
+        lines.append(
+            f"| {server.name} | {fmt(s['completed_within'])} | {fmt(s['completed_total'])} | {all_done} | "
+            f"{fmt(s['events_received'])} ({fmt(s['clients_with_events'])}) | "
+            f"{fmt(s['first_event_p50_s'], '.2f')} / {fmt(s['first_event_max_s'], '.2f')} s | "
+            f"{fmt(s['done_p50_s'], '.1f')} / {fmt(s['done_max_s'], '.1f')} s | "
+            f"{fmt(s['server_cpu_s'], '.1f')} | {fmt(s['load_cpu_s'], '.1f')} | {fmt(s['peak_threads'])} | "
+            f"{fmt(s['peak_rss_mb'], '.0f')} | {fmt(s['other_cpu_pct'], '.0f')}% | {errors} | {note} |"
+        )
+    return "\n".join(lines)
+
+
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    def version(pkg: str) -> str | None:
+        try:
+            return importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    packages = [
+        "rat_engine", "uvicorn", "httptools", "uvloop", "orjson", "starlette", "fastapi", "sse-starlette",
+        "aiohttp", "aiohttp-sse", "flask", "werkzeug", "gunicorn", "granian", "anyio",
+    ]  # fmt: skip
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    git = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "rat_engine"], capture_output=True, text=True
+    )
+    wrk = subprocess.run([args.wrk, "--version"], capture_output=True, text=True)
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu": cpu_model,
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "rat_engine_commit": git.stdout.strip() + (" (rat_engine/ modified)" if dirty.stdout.strip() else ""),
+        "wrk": (wrk.stdout + wrk.stderr).splitlines()[0] if (wrk.stdout + wrk.stderr) else "",
+        "pinning": f"server on CPU {args.server_cpu}, load on CPU {args.load_cpu}"
+        if args.server_cpu
+        else "none",
+        "packages": {p: version(p) for p in packages},
+    }
+
+
+# -- main ----------------------------------------------------------------------------------------
+def select(servers: list[Server], only: str | None) -> list[Server]:
+    if not only:
+        return servers
+    wanted = [w.strip().lower() for w in only.split(",")]
+    return [s for s in servers if any(w in s.name.lower() for w in wanted)]
+
+
+def run_scenario(
+    title: str,
+    servers: list[Server],
+    once: Any,
+    args: argparse.Namespace,
+    log_dir: Path,
+) -> dict[str, list[dict[str, Any]]]:
+    rows: dict[str, list[dict[str, Any]]] = {s.name: [] for s in servers}
+    for run in range(args.runs):
+        k = run % len(servers)
+        order = servers[k:] + servers[:k]  # rotate, so drift does not always hit the same row
+        for server in order:
+            tag = f"{title}-{re.sub(r'[^a-z0-9]+', '_', server.name.lower()).strip('_')}-run{run + 1}"
+            started = time.monotonic()
+            try:
+                result = once(args, server, log_dir, tag)
+            except Exception as exc:  # noqa: BLE001 - a broken row must not stop the others
+                result = {"failed": f"{type(exc).__name__}: {exc}"[:200]}
+            rows[server.name].append(result)
+            shown = result.get("failed") or (
+                f"{result['rps']:,.0f} req/s"
+                if "rps" in result
+                else f"{result['completed_within']} completed"
+            )
+            print(
+                f"  [{title} run {run + 1}/{args.runs}] {server.name}: {shown} ({time.monotonic() - started:.1f} s)",
+                flush=True,
+            )
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scenario", choices=["json", "sync-clients", "all"], default="all")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--duration", type=float, default=5.0, help="wrk seconds per run (json)")
+    p.add_argument("--warmup", type=float, default=1.0, help="wrk warm-up seconds before each run (json)")
+    p.add_argument("--connections", type=int, default=64, help="wrk -c (json)")
+    p.add_argument("--clients", type=int, default=1000, help="concurrent SSE clients (sync-clients)")
+    p.add_argument("--events", type=int, default=10, help="events per stream (sync-clients)")
+    p.add_argument("--interval", type=float, default=1.0, help="time.sleep between events (sync-clients)")
+    p.add_argument("--complete-within", type=float, default=15.0)
+    p.add_argument("--give-up", type=float, default=30.0)
+    p.add_argument("--only", help="comma-separated substrings of server names to run")
+    p.add_argument("--no-pin", action="store_true", help="do not pin server and load generator to CPUs")
+    p.add_argument(
+        "--smoke", action="store_true", help="tiny runs of every row (CI); exit 1 if any row failed"
+    )
+    p.add_argument("--out", type=Path, default=BENCH / "results")
+    args = p.parse_args()
+
+    if args.smoke:
+        args.runs, args.duration, args.warmup = 1, 1.0, 0.0
+        args.clients, args.events, args.interval = 50, 2, 0.2
+    if not (1 <= args.runs <= 20 and 1 <= args.duration <= 120 and 0 <= args.warmup <= 30):
+        p.error("bounded runs only: --runs 1..20, --duration 1..120, --warmup 0..30")
+    if not (1 <= args.clients <= 10000 and args.give_up <= 300 and args.events * args.interval <= 120):
+        p.error("bounded runs only: --clients 1..10000, --give-up <= 300, events*interval <= 120 s")
+
+    args.wrk = shutil.which("wrk") or ""
+    if args.scenario in ("json", "all") and not args.wrk:
+        print("wrk not found: install it (apt-get install wrk)", file=sys.stderr)
+        return 2
+    can_pin = not args.no_pin and shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2
+    cpus = sorted(os.sched_getaffinity(0))
+    args.server_cpu, args.load_cpu = (str(cpus[0]), str(cpus[1])) if can_pin else (None, None)
+
+    # Servers and load generators inherit this: 1000 sockets need more than the usual 1024.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    if soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    label = "smoke" if args.smoke else args.scenario
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_dir = args.out / "logs" / f"{stamp}-{label}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    env = environment(args)
+    report: dict[str, Any] = {"environment": env, "args": {k: v for k, v in vars(args).items() if k != "out"}}
+    md: list[str] = [
+        f"# rat_engine benchmarks ({label}, {env['date']})",
+        "",
+        f"CPU: {env['cpu']} x{env['cpus']}; {env['pinning']}; Python {env['python']}; rat_engine {env['rat_engine_commit']}; "
+        f"{env['wrk']}",
+        "",
+    ]
+    failed_rows: list[str] = []
+    t_start = time.monotonic()
+
+    if args.scenario in ("json", "all"):
+        servers = select(JSON_SERVERS, args.only)
+        print(
+            f"S5 json: wrk -t1 -c{args.connections} -d{args.duration:g}s (warm-up {args.warmup:g} s), {args.runs} run(s)"
+        )
+        rows = run_scenario("json", servers, bench_json_once, args, log_dir)
+        keys = [
+            "rps", "rps_per_cpu", "p50_ms", "p99_ms", "non2xx", "socket_errors", "server_cpu_s", "load_cpu_s", "server_cpu_pct",
+            "load_cpu_pct", "other_cpu_pct", "steal_pct",
+        ]  # fmt: skip
+        summary = summarize(rows, keys)
+        table = json_table(summary, servers, rows)
+        report["json"] = {"runs": rows, "median": summary}
+        md += [
+            f"## S5 json: `wrk -t1 -c{args.connections} -d{args.duration:g}s` on GET /json, median of {args.runs}",
+            "",
+            "CPU columns: % of one core used during the measured run by the server (its process tree), by wrk, "
+            "and by everything else on the machine (other processes, interrupts, steal: the noise gauge).",
+            "",
+            table,
+            "",
+        ]
+        failed_rows += [n for n, s in summary.items() if s["runs_ok"] == 0 or not s["rps"]]
+
+    if args.scenario in ("sync-clients", "all"):
+        servers = select(SSE_SERVERS, args.only)
+        print(
+            f"S3 sync-clients: {args.clients} clients, {args.events} events x {args.interval:g} s, "
+            f"{args.runs} run(s)"
+        )
+        rows = run_scenario("sse", servers, bench_sse_once, args, log_dir)
+        keys = [
+            "completed_within", "completed_total", "all_done_s", "events_received", "clients_with_events", "first_event_p50_s", "first_event_max_s",
+            "done_p50_s", "done_max_s", "server_cpu_s", "load_cpu_s", "peak_threads", "peak_rss_mb", "gave_up",
+            "other_cpu_pct", "steal_pct",
+        ]  # fmt: skip
+        summary = summarize(rows, keys)
+        for name, s in summary.items():
+            ok = [r for r in rows[name] if "failed" not in r]
+            errs: dict[str, int] = {}
+            for r in ok:
+                for k, v in r.get("errors", {}).items():
+                    errs[k] = errs.get(k, 0) + v
+                for k, v in r.get("statuses", {}).items():
+                    if k != "200":
+                        errs[f"HTTP {k}"] = errs.get(f"HTTP {k}", 0) + v
+            s["errors_text"] = ", ".join(f"{k}: {v}" for k, v in errs.items())
+            # all_done_s is None when some client never finished: the median must say so too.
+            if any(r.get("all_done_s") is None for r in ok):
+                s["all_done_s"] = None
+        table = sse_table(summary, servers, args)
+        report["sync_clients"] = {"runs": rows, "median": summary}
+        md += [
+            f"## S3 sync-clients: {args.clients} clients at once on a sync generator "
+            f"({args.events} x yield + time.sleep({args.interval:g})), median of {args.runs}",
+            "",
+            table,
+            "",
+        ]
+        failed_rows += [n for n, s in summary.items() if s["runs_ok"] == 0 or not s["completed_total"]]
+
+    md.append(
+        f"Total time: {time.monotonic() - t_start:.0f} s. Server logs: {os.path.relpath(log_dir, ROOT)}"
+    )
+    text = "\n".join(md) + "\n"
+    (args.out / f"{stamp}-{label}.md").write_text(text)
+    (args.out / f"{stamp}-{label}.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print()
+    print(text)
+    print(f"written: {args.out / f'{stamp}-{label}.md'} and .json")
+    if failed_rows:
+        print(
+            f"rows that failed or produced nothing (in S3: no client completed): {', '.join(failed_rows)}",
+            file=sys.stderr,
+        )
+        if args.smoke:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
