@@ -16,6 +16,7 @@ from .dispatch import handle_http
 from .endpoints import Endpoint, describe_callable
 from .hooks import Hooks
 from .middleware import CORSMiddleware, Middleware
+from .observability import Metrics, install_metrics, install_status_page
 from .request import RequestLimits
 from .routing import Router, compile_rule
 from .sse.event import SSEEvent
@@ -112,6 +113,7 @@ class RatApp:
             "policy": broadcast_policy,
         }
         self._broadcast: Broadcast | None = None
+        self.metrics: Metrics | None = None
 
     # -- registration: every decorator is a one-liner over route() -------------------------------
     def route(
@@ -242,6 +244,16 @@ class RatApp:
         cors = CORSMiddleware(**options)
         self.add_middleware(cors)
         return cors
+
+    def enable_metrics(self, path: str = "/metrics") -> Metrics:
+        """Serve Prometheus metrics at ``path`` (see :mod:`rat_engine.observability`)."""
+        if self.metrics is None:
+            self.metrics = install_metrics(self, path)
+        return self.metrics
+
+    def enable_status_page(self, path: str = "/_status") -> None:
+        """Serve a live page of open streams and throughput at ``path`` (SSE at ``path/stream``)."""
+        install_status_page(self, path)
 
     # -- runtime --------------------------------------------------------------------------------
     @property

@@ -62,6 +62,13 @@ async def handle_http(app: RatApp, scope: dict[str, Any], receive: Any, send: An
     finally:
         if request_data is not None:
             request_data.close()
+    if app.metrics is not None:
+        app.metrics.observe(
+            scope["method"],
+            response.status_code,
+            time.perf_counter() - started,
+            isinstance(response, StreamingResponse),
+        )
     if access_logger.isEnabledFor(logging.INFO):
         client = scope.get("client")
         access_logger.info(

@@ -182,7 +182,9 @@ def _json_frame(item: Any) -> bytes:
 
 
 def _make_encoder(
-    for_str: Callable[[str], bytes], for_other: Callable[[Any], bytes], event_data: Callable[[Any], str] | None
+    for_str: Callable[[str], bytes],
+    for_other: Callable[[Any], bytes],
+    event_data: Callable[[Any], str] | None,
 ) -> Encoder:
     """The three encoders differ only in how a ``str`` and a non-text value become a frame."""
 
