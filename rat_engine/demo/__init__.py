@@ -1,57 +1,55 @@
-"""The demo site served by ``rat-engine demo`` (port 8087): the seed guide's streams, live.
+"""The demo site served by ``rat-engine demo`` (port 8087): rat_engine showing itself off.
 
-Everything here is an ordinary rat_engine app; read it as an example.
+Every page is plain HTML and JavaScript served by the app (no build step); every stream is an
+ordinary rat_engine route, so this package doubles as an example. One module per demo:
+:mod:`.streams` (the seed guide's counter and progress), :mod:`.uploads` (multipart upload with
+live progress), :mod:`.logs` (a ``tail -f`` log viewer), :mod:`.chat` (chat and dashboard on
+broadcast channels).
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
 from importlib import resources
 from typing import Any
 
-from .. import RatApp, SSEEvent
+from .. import FileResponse, RatApp, safe_join
+from . import chat, logs, streams, uploads
 
 __all__ = ["app"]
 
-app = RatApp(name="rat_engine_demo")
+STATIC = resources.files(__package__).joinpath("static")
+
+app = RatApp(name="rat_engine_demo", broadcast_history=200)
+app.enable_status_page("/status")
+app.enable_metrics("/metrics")
+
+PAGES = {
+    "/": "home.html",
+    "/demo/streams": "streams.html",
+    "/demo/upload": "upload.html",
+    "/demo/logs": "logs.html",
+    "/demo/chat": "chat.html",
+}
 
 
-@app.html("/")
-def index(request_data: dict[str, Any]) -> str:
-    return resources.files(__package__).joinpath("index.html").read_text(encoding="utf-8")
+def _page(name: str) -> Any:
+    def serve_page() -> str:
+        return STATIC.joinpath(name).read_text(encoding="utf-8")
+
+    serve_page.__name__ = f"page_{name.removesuffix('.html')}"
+    return serve_page
 
 
-# The seed guide's first example, verbatim: a counter with time.sleep in a sync generator.
-@app.sse("/api/events")
-def event_stream(request_data: dict[str, Any]) -> Any:
-    """简单的事件流"""
-    for i in range(10):
-        yield json.dumps({"type": "counter", "value": i, "timestamp": time.time()})
-        time.sleep(1)
+for _rule, _name in PAGES.items():
+    app.add_route(_rule, _page(_name), ("GET",), kind="html")
 
 
-# The seed guide's progress stream with a path parameter.
-@app.sse("/api/progress/<session_id>")
-def progress_stream(request_data: dict[str, Any], session_id: str) -> Any:
-    """进度监控流"""
-    yield json.dumps({"type": "init", "session_id": session_id, "status": "connected"})
-    for progress in range(0, 101, 10):
-        yield json.dumps({"type": "progress", "session_id": session_id, "progress": progress})
-        time.sleep(0.5)
-    yield json.dumps({"type": "completed", "session_id": session_id, "progress": 100})
+@app.file("/static/<path:name>")
+def static_file(request_data: dict[str, Any], name: str) -> FileResponse:
+    return FileResponse(safe_join(str(STATIC), name))
 
 
-# An async generator with named events and ids: what the original engine could not do.
-@app.sse("/api/clock")
-async def clock(request_data: dict[str, Any]) -> Any:
-    start = int(request_data["last_event_id"] or 0)
-    for tick in range(start + 1, start + 3601):
-        yield SSEEvent({"tick": tick, "time": time.strftime("%H:%M:%S")}, event="tick", id=tick)
-        await asyncio.sleep(1)
-
-
-@app.json("/api/stats")
-def stats(request_data: dict[str, Any]) -> dict[str, Any]:
-    return app.stats()
+streams.register(app)
+uploads.register(app)
+logs.register(app)
+chat.register(app)
