@@ -14,6 +14,7 @@ from .broadcast import Broadcast
 from .connections import ConnectionManager
 from .dispatch import handle_http
 from .endpoints import Endpoint, describe_callable
+from .exceptions import RouteError
 from .hooks import Hooks
 from .middleware import CORSMiddleware, Middleware
 from .observability import Metrics, install_metrics, install_status_page
@@ -175,7 +176,10 @@ class RatApp:
                 raise TypeError(f"stream options {sorted(stream_options)} only apply to streaming routes")
             self.stream_settings.merged(stream_options)  # validates names now, not per request
         method_list = tuple(m.upper() for m in (methods or ("GET",)))
-        call = describe_callable(func, compile_rule(rule).param_names, inline)
+        try:
+            call = describe_callable(func, compile_rule(rule).param_names, inline)
+        except RouteError as exc:
+            raise RouteError(f"{exc} [{_where(func)}]") from None
         endpoint = Endpoint(
             func,
             kind,
@@ -186,7 +190,10 @@ class RatApp:
             max_body_size=max_body_size,
             **call,
         )
-        self.router.add(rule, method_list, endpoint)
+        try:
+            self.router.add(rule, method_list, endpoint)
+        except RouteError as exc:
+            raise RouteError(f"{exc} [{_where(func)}]") from None
 
     def html(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
         return self.route(rule, methods, kind="html", **options)
@@ -364,3 +371,11 @@ class RatApp:
                 self.connections.shutting_down = False
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _where(func: Callable[..., Any]) -> str:
+    """``file:line`` of a handler, so a registration error points at the user's code."""
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return getattr(func, "__qualname__", repr(func))
+    return f"{code.co_filename}:{code.co_firstlineno} {getattr(func, '__qualname__', '')}".rstrip()

@@ -136,7 +136,8 @@ def _configure_logging(level: str) -> None:
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("rat_engine").setLevel(level.upper())
-    logging.getLogger("uvicorn").setLevel(level.upper())
+    # uvicorn's own startup/shutdown chatter only in debug: rat_engine prints one line with the URL.
+    logging.getLogger("uvicorn").setLevel("DEBUG" if level.lower() == "debug" else "WARNING")
 
 
 def _build_config(
@@ -198,7 +199,14 @@ def serve(
             app.broadcast_url,
             workers,
         )
-    logger.info("%s listening on http://%s:%d (workers: %d)", app.name, host, bound_port, workers)
+    logger.info(
+        "%s listening on http://%s:%d (%d worker%s; Ctrl-C to stop)",
+        app.name,
+        host,
+        bound_port,
+        workers,
+        "" if workers == 1 else "s",
+    )
     if workers <= 1:
         RatServer(config).run(sockets=[sock])
     else:
@@ -263,8 +271,28 @@ def run_with_reload(
     from uvicorn.supervisors import ChangeReload
 
     _configure_logging(log_level)
-    logging.getLogger("rat_engine.access").disabled = not access_log
-    config = _build_config(target, host, port, log_level, {"reload": True, "reload_dirs": [os.getcwd()]})
+    # The worker is a spawned process: it needs the import path and its own logging setup.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    logging_config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
+        "loggers": {
+            "rat_engine": {"level": log_level.upper()},
+            "rat_engine.access": {"level": "INFO" if access_log else "CRITICAL"},
+            "uvicorn": {"level": "INFO"},
+        },
+    }
+    config = _build_config(
+        target,
+        host,
+        port,
+        log_level,
+        {"reload": True, "reload_dirs": [os.getcwd()], "log_config": logging_config},
+    )
     sock = config.bind_socket()
     logger.info("serving %s on http://%s:%d, reloading on changes", target, host, port)
     ChangeReload(config, target=RatServer(config).run, sockets=[sock]).run()
