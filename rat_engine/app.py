@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .broadcast import Broadcast
+from .broadcast import POLICIES, Broadcast
 from .connections import ConnectionManager
 from .dispatch import handle_http
 from .endpoints import Endpoint, describe_callable
@@ -113,6 +113,8 @@ class RatApp:
             "max_backlog": broadcast_max_backlog,
             "policy": broadcast_policy,
         }
+        if broadcast_policy not in POLICIES:
+            raise ValueError(f"unknown broadcast_policy {broadcast_policy!r}; use one of {POLICIES}")
         self._broadcast: Broadcast | None = None
         self.metrics: Metrics | None = None
 

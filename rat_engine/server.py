@@ -278,7 +278,9 @@ def run_with_reload(
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+        },
         "root": {"handlers": ["stderr"], "level": "WARNING"},
         "loggers": {
             "rat_engine": {"level": log_level.upper()},

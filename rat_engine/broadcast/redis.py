@@ -2,17 +2,21 @@
 
 Design:
 
-* History and ids live in a Redis **Stream** per channel (``XADD`` with ``MAXLEN ~`` and, with
-  a TTL, ``MINID ~``). Ids are stream ids (``<ms>-<seq>``): monotonic per channel, also across
-  Redis restarts (they are time based).
+* History and ids live in a Redis **Stream** per channel (``XADD`` with exact ``MAXLEN`` and,
+  with a TTL, ``MINID``: approximate trimming would keep whole blocks past the configured
+  history). Ids are stream ids (``<ms>-<seq>``): monotonic per channel, also across Redis
+  restarts that lost data (they are time based).
 * Live delivery is **pub/sub**: publishing is one Lua script (``XADD`` then ``PUBLISH`` of
   ``"<id> <payload>"``), so the live copy and the stored copy carry the same id, atomically.
 * Each process holds one pub/sub connection and subscribes to the channels its local clients
-  use. When Redis goes away the reader reconnects with backoff (0.1 s doubling to 5 s),
-  resubscribes, and fills the gap from the stream (``XRANGE`` after the last id it delivered),
-  so subscribers resume without duplicates and without losses of what Redis kept.
-* Replay for ``Last-Event-ID`` is ``XRANGE`` after that id; ``XINFO STREAM``'s
-  ``max-deleted-entry-id`` (Redis 7) tells whether the history was trimmed past it (a gap).
+  use. Before subscribing it notes the stream's last id; when Redis confirms the subscription
+  the reader delivers anything stored after that id (``XRANGE``), so nothing published while
+  the ``SUBSCRIBE`` was in flight is lost. The same happens after a reconnect (backoff 0.1 s
+  doubling to 2 s, stale pooled connections dropped): subscribers resume without duplicates
+  and without losing what Redis kept.
+* Replay for ``Last-Event-ID`` is ``XRANGE`` after that id. If the id is no longer an entry of
+  the stream (trimmed away, or never issued because Redis lost its data), the replay reports a
+  gap and the client gets ``resync``: conservative, never a silent loss.
 * Publishing while Redis is down raises ``ConnectionError`` in the publisher; nothing crashes.
 """
 
@@ -26,7 +30,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import _json
@@ -37,8 +40,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["RedisBackend"]
 
 _PUBLISH = """
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[2])
-if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[3]) end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'p', ARGV[2])
+if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[3]) end
 redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[2])
 return id
 """
@@ -58,7 +61,8 @@ class RedisBackend(BroadcastBackend):
         self._script: Any = None
         self._deliver: Deliver | None = None
         self._channels: set[str] = set()
-        self._last_seen: dict[str, Message] = {}
+        #: Per channel, the id (and its sort key) of the last message delivered to this process.
+        self._last_seen: dict[str, tuple[str, tuple[int, ...]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -107,6 +111,18 @@ class RedisBackend(BroadcastBackend):
 
     # -- subscribe ----------------------------------------------------------------------------
     async def subscribe(self, channel: str) -> None:
+        assert self._client is not None
+        # Note where the stream is now: when Redis confirms the subscription, the reader
+        # delivers what was stored after this point (published while SUBSCRIBE was in flight).
+        try:
+            newest: Any = await self._client.xrevrange(self._stream_key(channel), count=1)
+            start = newest[0][0].decode() if newest else "0-0"
+        except _DISCONNECTS:
+            # Redis is down: accept the subscriber anyway (a browser's EventSource never retries
+            # a non-200 answer). Stream ids are wall-clock milliseconds, so "now" marks the point
+            # after which messages are delivered once Redis is back.
+            start = f"{int(time.time() * 1000)}-0"
+        self._last_seen.setdefault(channel, (start, self.sort_key(start) or (0, 0)))
         self._channels.add(channel)
         async with self._lock:
             if self._pubsub is not None:
@@ -127,22 +143,13 @@ class RedisBackend(BroadcastBackend):
         key = self.sort_key(last_event_id)
         if key is None:
             return ReplayResult([], True)
-        stream = self._stream_key(channel)
         messages = await self._entries_after(channel, last_event_id)
-        try:
-            info: dict[Any, Any] = await self._client.xinfo_stream(stream)
-        except ResponseError:  # no such stream: nothing was ever kept for this channel
-            return ReplayResult(messages, key != (0, 0))
-        deleted = info.get("max-deleted-entry-id") or info.get(b"max-deleted-entry-id")
-        deleted_key = self.sort_key(deleted.decode() if isinstance(deleted, bytes) else str(deleted or "0-0"))
-        gap = deleted_key is not None and deleted_key > key
-        last_entry = info.get("last-generated-id") or info.get(b"last-generated-id")
-        last_key = self.sort_key(
-            last_entry.decode() if isinstance(last_entry, bytes) else str(last_entry or "0-0")
-        )
-        if last_key is not None and key > last_key:
-            gap = True  # an id Redis never issued (its data was lost): resynchronise
-        return ReplayResult(messages, gap)
+        if key == (0, 0):
+            return ReplayResult(messages, False)  # "0": the whole history, by request
+        # Trimming removes from the head, so if the client's own last message is still stored,
+        # everything after it is too. If it is gone (or was never issued), some may be missing.
+        own: Any = await self._client.xrange(self._stream_key(channel), min=last_event_id, max=last_event_id)
+        return ReplayResult(messages, not own)
 
     @staticmethod
     def sort_key(message_id: str) -> tuple[int, ...] | None:
@@ -163,15 +170,18 @@ class RedisBackend(BroadcastBackend):
                     await self._wanted.wait()
                 if self._pubsub is None:
                     await self._open_pubsub()
-                    if down_since is not None:
-                        logger.warning(
-                            "redis broadcast reconnected after %.1fs", time.monotonic() - down_since
-                        )
-                        down_since = None
-                    delay = 0.1
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                if message is not None and message.get("type") == "message":
+                message = await self._pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                kind = message.get("type")
+                if kind == "message":
                     self._handle_live(message)
+                elif kind == "subscribe":
+                    await self._fill_gap(self._channel_of(message))
+                if down_since is not None:
+                    logger.warning("redis broadcast reconnected after %.1fs", time.monotonic() - down_since)
+                    down_since = None
+                delay = 0.1
             except asyncio.CancelledError:
                 raise
             except _DISCONNECTS as exc:
@@ -179,8 +189,12 @@ class RedisBackend(BroadcastBackend):
                     down_since = time.monotonic()
                     logger.warning("redis broadcast connection lost (%s); reconnecting", exc)
                 await self._close_pubsub()
+                if self._client is not None:
+                    # Pooled connections from before the outage are dead: start afresh.
+                    with contextlib.suppress(Exception):
+                        await self._client.connection_pool.disconnect()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
             except Exception:
                 logger.exception("redis broadcast reader failed; restarting it")
                 await self._close_pubsub()
@@ -195,13 +209,18 @@ class RedisBackend(BroadcastBackend):
                 await pubsub.subscribe(*(self._live_key(c) for c in channels))
             self._pubsub = pubsub
             self.reconnects += 1
-        # Messages published while we were not subscribed are in the streams: deliver them now.
-        for channel in channels:
-            last = self._last_seen.get(channel)
-            if last is None:
-                continue
-            for message in await self._entries_after(channel, last.id):
-                self._emit(message)
+
+    async def _fill_gap(self, channel: str) -> None:
+        """Deliver what the stream holds after the last id this process delivered."""
+        last = self._last_seen.get(channel)
+        if channel not in self._channels or last is None:
+            return
+        for message in await self._entries_after(channel, last[0]):
+            self._emit(message)
+
+    def _channel_of(self, raw: dict[str, Any]) -> str:
+        live_key = raw["channel"].decode() if isinstance(raw["channel"], bytes) else raw["channel"]
+        return str(live_key)[len(self._live_key("")) :]
 
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -210,17 +229,16 @@ class RedisBackend(BroadcastBackend):
                 await pubsub.aclose()
 
     def _handle_live(self, raw: dict[str, Any]) -> None:
-        live_key = raw["channel"].decode() if isinstance(raw["channel"], bytes) else raw["channel"]
-        channel = live_key[len(self._live_key("")) :]
+        channel = self._channel_of(raw)
         data = raw["data"].decode() if isinstance(raw["data"], bytes) else raw["data"]
         message_id, _, payload = data.partition(" ")
         self._emit(self._decode(channel, message_id, payload))
 
     def _emit(self, message: Message) -> None:
         last = self._last_seen.get(message.channel)
-        if last is not None and message.sort_key <= last.sort_key:
+        if last is not None and message.sort_key <= last[1]:
             return  # already delivered (gap filling overlaps live delivery)
-        self._last_seen[message.channel] = message
+        self._last_seen[message.channel] = (message.id, message.sort_key)
         if self._deliver is not None:
             self._deliver(message)
 

@@ -95,8 +95,11 @@ class Subscription:
                             event=RESYNC_EVENT,
                         )
                     )
+                    # The client's position means nothing any more (e.g. an id from before a
+                    # restart): deliver whatever comes, in order, from here on.
+                    self._last_key = None
                 for message in result.messages:
-                    self._accept(message)
+                    self._accept(message, replay=True)  # bounded by the history, not the backlog
         finally:
             self._replaying = False
             pending, self._pending = self._pending, []
@@ -122,42 +125,44 @@ class Subscription:
             return
         self._accept(message)
 
-    def _accept(self, message: Message) -> None:
+    def _accept(self, message: Message, replay: bool = False) -> None:
         # Replay and live delivery overlap; ids make every message arrive exactly once, in order.
         key = message.sort_key
         if self._last_key is not None and key <= self._last_key:
             return
         self._last_key = key
         with self._lock:
-            if self.closed:
-                return
-            if self.policy == "coalesce":
-                wanted = self.coalesce_key(message)
-                for index, queued in enumerate(self._items):
-                    if isinstance(queued, Message) and self.coalesce_key(queued) == wanted:
-                        del self._items[index]
-                        self.dropped += 1
-                        self.broadcast.dropped += 1
-                        break
-            if len(self._items) >= self.max_backlog:
+            if self.closed or self.finished:
+                return  # a "disconnect" subscription that overflowed takes nothing more
+            if self.policy == "coalesce" and not replay:
+                self._coalesce(message)
+            if len(self._items) >= self.max_backlog and not replay:
                 if self.policy == "disconnect":
-                    self.finished = True
+                    # End the stream: the client reconnects with its last id and replay fills
+                    # the gap. Queued messages after the gap must not be sent first.
+                    self._count_dropped(len(self._items) + 1)
                     self._items.clear()
-                    self.dropped += 1
-                    self.broadcast.dropped += 1
+                    self.finished = True
                     self._ready.notify_all()
-                    disconnect = True
                 else:
                     self._items.popleft()
-                    self.dropped += 1
-                    self.broadcast.dropped += 1
-                    disconnect = False
-            else:
-                disconnect = False
-            if not disconnect:
+                    self._count_dropped(1)
+            if not self.finished:
                 self._items.append(message)
                 self._ready.notify()
         self._wake()
+
+    def _coalesce(self, message: Message) -> None:
+        wanted = self.coalesce_key(message)
+        for index, queued in enumerate(self._items):
+            if isinstance(queued, Message) and self.coalesce_key(queued) == wanted:
+                del self._items[index]
+                self._count_dropped(1)
+                return
+
+    def _count_dropped(self, count: int) -> None:
+        self.dropped += count
+        self.broadcast.dropped += count
 
     def _push_control(self, event: SSEEvent) -> None:
         with self._lock:

@@ -61,6 +61,7 @@ def register(app: RatApp) -> None:
         """实时日志流 (the guide's example, reading the demo's log directory)."""
         if not SERVICE.match(service_name):
             raise HTTPException(404, "unknown service")
+        process: subprocess.Popen[str] | None = None
         try:
             process = subprocess.Popen(
                 ["tail", "-n", "20", "-f", os.path.join(LOG_DIR, f"{service_name}.log")],
@@ -82,6 +83,9 @@ def register(app: RatApp) -> None:
         except Exception as e:
             yield json.dumps({"type": "error", "message": str(e)})
         finally:
-            if "process" in locals():
+            if process is not None:  # the viewer left (or the stream ended): stop tail, close its pipes
                 process.terminate()
                 process.wait(5)
+                for pipe in (process.stdout, process.stderr):
+                    if pipe is not None:
+                        pipe.close()
