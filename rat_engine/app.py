@@ -15,6 +15,7 @@ from .connections import ConnectionManager
 from .dispatch import handle_http
 from .endpoints import Endpoint, describe_callable
 from .exceptions import RouteError
+from .files import FileResponse, safe_join
 from .hooks import Hooks
 from .middleware import CORSMiddleware, Middleware
 from .observability import Metrics, install_metrics, install_status_page
@@ -253,6 +254,20 @@ class RatApp:
         cors = CORSMiddleware(**options)
         self.add_middleware(cors)
         return cors
+
+    def static(self, prefix: str, directory: str | os.PathLike[str]) -> None:
+        """Serve the files under ``directory`` at ``prefix/<path>`` (ETag, Range, 304).
+
+        Paths that leave ``directory`` (``..``, ``%2e%2e``, absolute paths, symlinks pointing
+        outside) are refused with 404.
+        """
+        root = os.fspath(directory)
+        rule = prefix.rstrip("/") + "/<path:filename>"
+
+        def serve_static(filename: str) -> FileResponse:
+            return FileResponse(safe_join(root, filename))
+
+        self.add_route(rule, serve_static, ("GET",), kind="file")
 
     def enable_metrics(self, path: str = "/metrics") -> Metrics:
         """Serve Prometheus metrics at ``path`` (see :mod:`rat_engine.observability`)."""
