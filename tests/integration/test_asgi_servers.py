@@ -1,0 +1,81 @@
+"""RatApp is a plain ASGI 3 app: other ASGI servers serve it, streams included."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = """
+import asyncio
+from rat_engine import RatApp
+
+app = RatApp(name="asgi")
+
+@app.json("/json")
+def json_route(request_data):
+    return {"method": request_data["method"], "q": request_data["query_params"].get("q")}
+
+@app.sse("/events")
+async def events(request_data):
+    for i in range(3):
+        yield {"i": i}
+        await asyncio.sleep(0.02)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["-m", "uvicorn", "asgi_app:app", "--port", "{port}"],
+        ["-m", "hypercorn", "-b", "127.0.0.1:{port}", "asgi_app:app"],
+        ["-m", "granian", "--interface", "asgi", "--port", "{port}", "asgi_app:app"],
+    ],
+    ids=["uvicorn", "hypercorn", "granian-asgi"],
+)
+def test_foreign_asgi_server_serves_json_and_sse(tmp_path: Path, command: list[str]) -> None:
+    (tmp_path / "asgi_app.py").write_text(APP)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, *(part.format(port=port) for part in command)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/json?q=1", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        assert response.json() == {"method": "GET", "q": "1"}
+        stream = httpx.get(f"http://127.0.0.1:{port}/events", timeout=10)
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        assert stream.text == 'data: {"i":0}\n\ndata: {"i":1}\n\ndata: {"i":2}\n\n'
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
