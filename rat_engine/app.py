@@ -176,7 +176,10 @@ class RatApp:
         """Non-decorator form of :meth:`route`."""
         if stream_options:
             if kind not in _STREAM_KINDS:
-                raise TypeError(f"stream options {sorted(stream_options)} only apply to streaming routes")
+                raise TypeError(
+                    f"unknown option(s) {sorted(stream_options)} for a {kind!r} route (ping_interval, "
+                    "max_duration, send_timeout, buffer_size and retry apply to sse/sse_json/sse_text/chunk)"
+                )
             self.stream_settings.merged(stream_options)  # validates names now, not per request
         method_list = tuple(m.upper() for m in (methods or ("GET",)))
         try:
@@ -322,18 +325,33 @@ class RatApp:
         blocking: bool = True,
         log_level: str = "info",
         access_log: bool = True,
+        debug: bool | None = None,
+        enable_access_log: bool | None = None,
+        enable_error_log: bool = True,
         **server_options: Any,
     ) -> Any:
         """Serve until Ctrl-C/SIGTERM (graceful: open streams get ``shutdown_grace`` seconds).
 
         With ``blocking=False`` the server runs on a background thread and a
         :class:`~rat_engine.server.ServerHandle` (``.url``, ``.port``, ``.stop()``) is returned.
+        ``debug``, ``enable_access_log`` and ``enable_error_log`` are accepted as in RAT Engine
+        (debug: exception details in responses and debug logging; errors are always logged).
+        Unlike RAT Engine, ``blocking`` defaults to True: a script that calls ``app.run()`` serves
+        until stopped instead of returning at once.
         ``port=0`` picks a free port. ``header_timeout`` (default 10 s) bounds how long a client
         may take to send a request head (slowloris protection: 408 and close). Other options go
         to uvicorn's ``Config``.
         """
         from .server import serve
 
+        if debug is not None:
+            self.debug = debug
+            self.stream_settings.expose_errors = debug
+            if debug and log_level == "info":
+                log_level = "debug"
+        if enable_access_log is not None:
+            access_log = enable_access_log
+        del enable_error_log  # errors are always logged (RAT Engine's switch is accepted, not needed)
         return serve(
             self,
             host=host,

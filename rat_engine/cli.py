@@ -14,8 +14,37 @@ logger = logging.getLogger(__name__)
 __all__ = ["load_app", "main"]
 
 
+def _load_file(path: str) -> Any:
+    """Import a script by path (RAT Engine's ``rat-engine app.py`` habit) and find its RatApp."""
+    import importlib.util
+
+    from .app import RatApp
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location("__rat_app__", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"error: cannot load {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["__rat_app__"] = module
+    spec.loader.exec_module(module)  # its `if __name__ == "__main__":` block does not run
+    apps = [value for value in vars(module).values() if isinstance(value, RatApp)]
+    named = getattr(module, "app", None)
+    if isinstance(named, RatApp):
+        return named
+    if len(apps) == 1:
+        return apps[0]
+    raise SystemExit(f"error: {path} defines {len(apps)} RatApp objects; use module:attribute")
+
+
 def load_app(target: str) -> Any:
-    """Import ``module:attribute`` (the current directory is importable, as with uvicorn)."""
+    """Import ``module:attribute`` (the current directory is importable, as with uvicorn), or
+    a script path such as ``app.py``."""
+    if target.endswith(".py") and ":" not in target:
+        if not os.path.isfile(target):
+            raise SystemExit(f"error: no such file {target!r}")
+        return _load_file(target)
     module_name, _, attribute = target.partition(":")
     if not module_name or not attribute:
         raise SystemExit(f"error: expected 'module:app', got {target!r}")
@@ -42,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rat-engine", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="serve an application")
-    run.add_argument("target", help="the application, as module:attribute")
+    run.add_argument("target", help="the application, as module:attribute or path/to/app.py")
     _add_server_options(run, 8000)
     run.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     run.add_argument("--reload", action="store_true", help="restart when Python files change")

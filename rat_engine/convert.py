@@ -58,11 +58,23 @@ def _split_tuple(rv: tuple[Any, ...]) -> tuple[Any, int | None, str | None, Any]
     return body, status, content_type, headers
 
 
+def _is_stream(body: Any) -> bool:
+    """A generator or other lazy iterable (not a value that is sent whole)."""
+    if isinstance(body, (str, bytes, bytearray, memoryview, dict, list, tuple)):
+        return False
+    return hasattr(body, "__aiter__") or hasattr(body, "__next__")
+
+
 def _body_response(body: Any, kind: str, content_type: str | None) -> Response:
     if kind in STREAM_KINDS:
         return EventStreamResponse(body, mode=STREAM_KINDS[kind])
     if kind == "chunk":
         return StreamingResponse(body, media_type=content_type)
+    if _is_stream(body):
+        # A generator from any other decorator is streamed, never sent as its repr; from
+        # @app.json its dicts become JSON lines.
+        default = "application/x-ndjson" if kind == "json" else None
+        return StreamingResponse(body, media_type=content_type or default)
     if kind == "file":
         if isinstance(body, (str, os.PathLike)):
             return FileResponse(body, media_type=content_type)
@@ -77,14 +89,11 @@ def _body_response(body: Any, kind: str, content_type: str | None) -> Response:
     if body is None:
         return Response(b"", 204)
     if isinstance(body, (bytes, bytearray, memoryview)):
-        default = "application/octet-stream" if kind == "custom" else "text/html"
+        default = "application/octet-stream" if kind in ("custom", "file") else "text/html"
         return Response(bytes(body), media_type=content_type or default)
     if kind in ("custom", "file") or not isinstance(body, str) and not hasattr(body, "__iter__"):
         return PlainTextResponse(str(body), media_type=content_type)
-    if not isinstance(body, str):
-        # A generator returned from a plain route: stream it rather than print its repr.
-        return StreamingResponse(body, media_type=content_type)
-    return HTMLResponse(body, media_type=content_type)
+    return HTMLResponse(body if isinstance(body, str) else str(body), media_type=content_type)
 
 
 def make_response(rv: Any, kind: str = "route") -> Response:

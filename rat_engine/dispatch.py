@@ -22,6 +22,7 @@ from .exceptions import HTTPException
 from .request import RequestData, build_request_data, read_body
 from .responses import JSONResponse, Response
 from .routing import MethodNotAllowed, NotFound
+from .sse.response import EventStreamResponse
 from .streaming import StreamContext, StreamingResponse, source_kind
 
 if TYPE_CHECKING:
@@ -137,7 +138,8 @@ def _admit_stream(
         route=endpoint.rule if endpoint is not None else "",
         client=client,
         disconnected=disconnected if isinstance(disconnected, threading.Event) else threading.Event(),
-        shutdown_frame=app.shutdown_frame(),
+        # The farewell frame is SSE syntax: never appended to other streams (a chunked download).
+        shutdown_frame=app.shutdown_frame() if isinstance(response, EventStreamResponse) else None,
     )
     return response
 
@@ -146,9 +148,6 @@ async def _error_response(app: RatApp, request_data: RequestData | None, exc: Ex
     if isinstance(exc, HTTPException):
         status, detail, headers = exc.status_code, exc.detail, exc.headers
     else:
-        method = request_data["method"] if request_data is not None else "?"
-        path = request_data["path"] if request_data is not None else "?"
-        logger.error("unhandled exception in %s %s", method, _printable(path), exc_info=exc)
         status, detail, headers = 500, "Internal Server Error", {}
     if request_data is not None:
         try:
@@ -157,7 +156,11 @@ async def _error_response(app: RatApp, request_data: RequestData | None, exc: Ex
             logger.error("error handler raised", exc_info=handler_exc)
             handled = None
         if handled is not None:
-            return handled
+            return handled  # the application dealt with it (as in Flask, not logged as unhandled)
+    if not isinstance(exc, HTTPException):
+        method = request_data["method"] if request_data is not None else "?"
+        path = request_data["path"] if request_data is not None else "?"
+        logger.error("unhandled exception in %s %s", method, _printable(path), exc_info=exc)
     return _default_error(app, status, detail, headers, None if isinstance(exc, HTTPException) else exc)
 
 

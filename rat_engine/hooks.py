@@ -107,12 +107,14 @@ class Hooks:
             result = await _call(middleware.on_error, request_data, exc)
             if result is not None:
                 return make_response(result)
-        entry = self.error_handlers.get(status)
-        if entry is None and not isinstance(exc, HTTPException):
-            for key, candidate in self.error_handlers.items():
-                if isinstance(key, type) and isinstance(exc, key):
-                    entry = candidate
-                    break
+        # As in Flask: the most specific exception-class handler first, then the status code's.
+        entry = None
+        for cls in type(exc).__mro__:
+            entry = self.error_handlers.get(cls)
+            if entry is not None:
+                break
+        if entry is None:
+            entry = self.error_handlers.get(status)
         if entry is None:
             return None
         func, arity = entry

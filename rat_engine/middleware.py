@@ -56,7 +56,22 @@ class CORSMiddleware(Middleware):
         allow_credentials: bool = False,
         expose_headers: Iterable[str] = (),
         max_age: int = 600,
+        *,
+        origins: Iterable[str] | None = None,
+        methods: Iterable[str] | None = None,
+        headers: Iterable[str] | None = None,
+        credentials: bool | None = None,
     ) -> None:
+        # RAT Engine's argument names (origins=, methods=, headers=, credentials=) are accepted.
+        # Deliberate deviation: no origin is allowed unless configured (RAT Engine defaulted to "*").
+        if origins is not None:
+            allow_origins = origins
+        if methods is not None:
+            allow_methods = methods
+        if headers is not None:
+            allow_headers = headers
+        if credentials is not None:
+            allow_credentials = credentials
         self.allow_origins = frozenset(allow_origins)
         self.allow_any = "*" in self.allow_origins
         self.allow_methods = ", ".join(m.upper() for m in allow_methods)

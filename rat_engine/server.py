@@ -175,9 +175,9 @@ def serve(
     header_timeout = options.pop("header_timeout", None)
     if header_timeout is not None:
         HeaderTimeoutProtocol.header_timeout = float(header_timeout)
-    _configure_logging(log_level)
-    logging.getLogger("rat_engine.access").disabled = not access_log
     config = _build_config(app, host, port, log_level, options)
+    _configure_logging(log_level)  # after Config, which sets uvicorn's loggers to log_level
+    logging.getLogger("rat_engine.access").disabled = not access_log
     sock = _bind(host, port, config.backlog)
     bound_port = sock.getsockname()[1]
     if not blocking:

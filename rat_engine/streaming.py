@@ -125,9 +125,10 @@ class StreamingResponse(Response):
     #: Items become bytes through this; subclasses (SSE) frame them.
     encoder: ChunkEncoder = staticmethod(_plain_chunk)
     pings = False
-    #: End the body abruptly when the generator raises, so the client sees it is incomplete
-    #: (a chunked download must not look finished); SSE reports errors in-band instead.
-    abort_on_error = True
+    #: False: a body cut short (the generator raised, shutdown, max_duration) is left without
+    #: its final chunk, so the client sees it is incomplete (a download must not look
+    #: finished). SSE streams report errors in-band and end cleanly (True).
+    ends_cleanly = False
 
     def __init__(
         self,
@@ -243,7 +244,8 @@ class StreamingResponse(Response):
                 return
             if self.stop_reason == "shutdown" and ctx.shutdown_frame:
                 await self._write(send, ctx.shutdown_frame, 0)
-            if self.stop_reason != "client" and not (buffer.failed and self.abort_on_error):
+            cut_short = buffer.failed or self.stop_reason in ("shutdown", "max_duration")
+            if self.stop_reason != "client" and (self.ends_cleanly or not cut_short):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             self.stop(self.stop_reason or "finished")
@@ -340,14 +342,15 @@ class StreamingResponse(Response):
         assert loop is not None
         now = loop.time()
         since = self._sending_since
-        if since is not None:
-            # A write is in progress: no ping is due; only the stall deadline matters.
-            due = since + settings.send_timeout if settings.send_timeout else now + ping
-        elif ping:
-            due = self._last_write + ping
-        else:
-            due = now + float(settings.send_timeout or 0)
-        delay = max(0.05, due - now)
+        candidates = []
+        if ping and since is None:  # no ping while a write is in progress
+            candidates.append(self._last_write + ping)
+        if settings.send_timeout:
+            # While idle, look again every send_timeout: a write may start and stall meanwhile.
+            candidates.append((since if since is not None else now) + settings.send_timeout)
+        if not candidates:
+            candidates.append(now + ping)
+        delay = max(0.05, min(candidates) - now)
         self._timer = loop.call_later(delay, self._on_timer, settings)
 
     def _on_timer(self, settings: StreamSettings) -> None:

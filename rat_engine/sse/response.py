@@ -31,7 +31,7 @@ class EventStreamResponse(StreamingResponse):
 
     media_type = "text/event-stream"
     pings = True
-    abort_on_error = False
+    ends_cleanly = True
 
     def __init__(
         self,
