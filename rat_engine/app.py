@@ -7,9 +7,9 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from ._threads import DaemonThreadPool
 from .broadcast import POLICIES, Broadcast
 from .connections import ConnectionManager
 from .dispatch import handle_http
@@ -105,7 +105,7 @@ class RatApp:
         self.shutdown_grace = shutdown_grace
         self.shutdown_retry = shutdown_retry
         self._handler_threads = handler_threads
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: DaemonThreadPool | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self.broadcast_url = broadcast_url or os.environ.get("RAT_BROADCAST_URL") or "memory://"
         self._broadcast_options: dict[str, Any] = {
@@ -291,9 +291,10 @@ class RatApp:
         return self._broadcast
 
     @property
-    def executor(self) -> ThreadPoolExecutor:
+    def executor(self) -> DaemonThreadPool:
+        """Runs plain (non-async) handlers; its threads never keep a stopped process alive."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self._handler_threads, thread_name_prefix="rat-handler")
+            self._executor = DaemonThreadPool(self._handler_threads)
         return self._executor
 
     def stats(self) -> dict[str, Any]:

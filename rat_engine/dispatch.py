@@ -34,12 +34,13 @@ access_logger = logging.getLogger("rat_engine.access")
 
 __all__ = ["handle_http"]
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls and the Unicode line/paragraph separators: anything a log viewer may break on.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def _printable(text: str) -> str:
     """Escape control characters so a request cannot forge lines in the access log."""
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 async def handle_http(app: RatApp, scope: dict[str, Any], receive: Any, send: Any) -> None:

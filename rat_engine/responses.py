@@ -1,7 +1,8 @@
 """Response objects. Each is an ASGI app: ``await response(scope, receive, send)``.
 
-Header names and values are sanitised when rendered: a CR, LF or NUL (from user data such as a
-redirect target or a filename) is replaced, so nothing can split the response or inject headers.
+Header names and values are sanitised when rendered: control characters in a value (from user
+data such as a redirect target or a filename) become spaces, and a name keeps only token
+characters, so nothing can split the response, inject headers, or make the server drop it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,22 @@ __all__ = [
 ]
 
 Scope = dict[str, Any]
-_CRLF = re.compile(r"[\r\n\0]+")
+# What the HTTP grammar (RFC 9110) forbids, and what uvicorn would refuse mid-response:
+# control characters in values (tab allowed), anything but token characters in names.
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
+_BAD_NAME = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def _clean(value: str) -> bytes:
-    if "\r" in value or "\n" in value or "\0" in value:
-        value = _CRLF.sub(" ", value)
+    if _BAD_VALUE.search(value):
+        value = _BAD_VALUE.sub(" ", value)
     return value.encode("latin-1", errors="replace")
+
+
+def _clean_name(name: str) -> bytes:
+    if _BAD_NAME.search(name):
+        name = _BAD_NAME.sub("-", name).strip("-") or "x-invalid"
+    return name.encode("ascii")
 
 
 class Response:
@@ -107,7 +117,7 @@ class Response:
             raw.append((b"content-length", str(content_length).encode()))
         if headers:
             for key, value in headers.raw_items():
-                raw.append((_clean(key), _clean(value)))
+                raw.append((_clean_name(key), _clean(value)))
         return raw
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:

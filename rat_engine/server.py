@@ -174,7 +174,10 @@ def serve(
     """See :meth:`RatApp.run`."""
     header_timeout = options.pop("header_timeout", None)
     if header_timeout is not None:
-        HeaderTimeoutProtocol.header_timeout = float(header_timeout)
+        # A subclass per server: the setting must not leak into other servers of the process.
+        options["http"] = type(
+            "HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": float(header_timeout)}
+        )
     config = _build_config(app, host, port, log_level, options)
     _configure_logging(log_level)  # after Config, which sets uvicorn's loggers to log_level
     logging.getLogger("rat_engine.access").disabled = not access_log
