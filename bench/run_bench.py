@@ -56,6 +56,8 @@ class Server:
     script: str
     env: dict[str, str] = field(default_factory=dict)
     note: str = ""  # what limits this row, for the table
+    path: str = "/idle"  # S4: the idle route
+    first_event: bool = True  # S4: the route sends one event before going idle
 
 
 JSON_SERVERS = [
@@ -96,6 +98,26 @@ SSE_SERVERS = [
         "Flask (gunicorn gthread 1x1000)", "flask_sse_sync.py", {}, "1000 gunicorn threads, one per stream"
     ),
 ]
+
+ASYNC_SERVERS = [
+    Server("rat_engine", "rat_async.py", {}, "broadcast fast path / @app.sse async generator"),
+    Server("FastAPI native SSE", "fastapi_sse_async.py", {}, "fastapi.sse EventSourceResponse, uvicorn"),
+    Server("sse-starlette", "sse_starlette_async.py", {}, "EventSourceResponse(async gen), uvicorn"),
+    Server("aiohttp-sse", "aiohttp_sse_async.py", {}, "sse_response + resp.send, uvloop"),
+]
+IDLE_SERVERS = [
+    ASYNC_SERVERS[0],
+    Server(
+        "rat_engine broadcast",
+        "rat_async.py",
+        {},
+        "return app.broadcast.subscribe(...) (no event sent: headers only)",
+        path="/sub",
+        first_event=False,
+    ),
+    *ASYNC_SERVERS[1:],
+]
+BASE_ASYNC = "FastAPI native SSE"
 
 BASE_FASTAPI = "FastAPI"
 BASE_FLOOR = "raw ASGI (uvicorn)"
@@ -372,6 +394,116 @@ def bench_sse_once(args: argparse.Namespace, server: Server, log_dir: Path, tag:
         running.stop()
 
 
+# -- S1 / S2 / S4 --------------------------------------------------------------------------------
+def bench_async_once(
+    args: argparse.Namespace, server: Server, log_dir: Path, tag: str, mode: str
+) -> dict[str, Any]:
+    env = {"BENCH_FANOUT_MESSAGES": str(args.messages), "BENCH_STREAM_EVENTS": str(args.stream_events)}
+    running = Running(server, env, args.server_cpu, log_dir, tag)
+    try:
+        why = running.wait_ready()
+        if why is not None:
+            return {"failed": why}
+        cmd = [
+            *pin(args.load_cpu),
+            sys.executable,
+            str(BENCH / "loadgen_stream.py"),
+            mode,
+            "--port",
+            str(running.port),
+            "--server-pid",
+            str(running.pid),
+            "--timeout",
+            str(args.give_up),
+        ]
+        if mode == "fanout":
+            cmd += ["--clients", str(args.subscribers), "--messages", str(args.messages)]
+        elif mode == "stream":
+            cmd += ["--messages", str(args.stream_events)]
+        else:
+            cmd += ["--clients", str(args.idle_clients), "--path", server.path]
+            cmd += ["--first-event"] if server.first_event else []
+        m0, t0 = machine_cpu(), time.monotonic()
+        s0 = tree_stats(running.pid)
+        # Bounded: connecting (batches of 500) + the run itself, each capped at --give-up.
+        proc, load_cpu = run_child(cmd, timeout=3 * args.give_up + 60)
+        s1, wall, m1 = tree_stats(running.pid), time.monotonic() - t0, machine_cpu()
+        if proc.returncode != 0:
+            return {"failed": f"loadgen exit {proc.returncode}: {proc.stderr.strip()[-200:]}"}
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        if running.proc.poll() is not None:
+            return {"failed": f"server died during the run (see {running.log_path})"}
+        result.update(
+            load_cpu_s=load_cpu,
+            total_server_cpu_s=s1["cpu"] - s0["cpu"],
+            server_threads=s1["threads"],
+            **others(m0, m1, s1["cpu"] - s0["cpu"], load_cpu, wall),
+        )
+        if mode == "fanout":
+            result["server_cpu_pct"] = 100 * result["server_cpu_s"] / max(1e-9, result["wall_s"])
+            result["loss"] = result["expected"] - result["delivered"]
+        elif mode == "stream":
+            result["server_cpu_pct"] = 100 * result["server_cpu_s"] / max(1e-9, result["wall_s"])
+        return result
+    finally:
+        running.stop()
+
+
+def errors_text(r: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in (r.get("errors") or {}).items())
+
+
+def async_table(
+    mode: str, summary: dict[str, dict[str, Any]], servers: list[Server], rows: dict[str, list[dict[str, Any]]]
+) -> str:
+    key = {"fanout": "events_per_s", "stream": "events_per_s", "idle": "kb_per_stream"}[mode]
+    base = summary.get(BASE_ASYNC, {}).get(key)
+    if mode == "fanout":
+        head = (
+            "| server | deliveries/s (median) | runs | vs FastAPI native | delivered / expected | min / max per client "
+            "| wall s | server CPU | other CPU | errors | what it is |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"
+        )
+    elif mode == "stream":
+        head = (
+            "| server | events/s (median) | runs | vs FastAPI native | events | server CPU | lone latency p50 / max ms "
+            "| other CPU | what it is |\n|---|---:|---|---:|---:|---:|---:|---:|---|"
+        )
+    else:
+        head = (
+            "| server | KB per idle stream (median) | runs | vs FastAPI native | streams open | RSS base → all MB "
+            "| server threads | errors | what it is |\n|---|---:|---|---:|---:|---:|---:|---|---|"
+        )
+    lines = [head]
+    for server in servers:
+        s = summary[server.name]
+        if s["runs_ok"] == 0:
+            lines.append(f"| {server.name} | failed | {'; '.join(s['failed'])[:120]} | | | | | | {server.note} |")
+            continue
+        spec = ".1f" if mode == "idle" else ",.0f"
+        each = ", ".join(fmt(r.get(key), spec) if "failed" not in r else "failed" for r in rows[server.name])
+        val = s[key]
+        vs = f"{val / base:.2f}x" if base and val else "—"
+        last = [r for r in rows[server.name] if "failed" not in r][-1]
+        if mode == "fanout":
+            lines.append(
+                f"| {server.name} | {fmt(val)} | {each} | {vs} | {fmt(s['delivered'])} / {fmt(s['expected'])} | "
+                f"{fmt(s['min_per_client'])} / {fmt(s['max_per_client'])} | {fmt(s['wall_s'], '.2f')} | "
+                f"{fmt(s['server_cpu_pct'], '.0f')}% | {fmt(s['other_cpu_pct'], '.0f')}% | {errors_text(last)} | {server.note} |"
+            )
+        elif mode == "stream":
+            lines.append(
+                f"| {server.name} | {fmt(val)} | {each} | {vs} | {fmt(s['events'])} | {fmt(s['server_cpu_pct'], '.0f')}% | "
+                f"{fmt(s['lone_p50_ms'], '.2f')} / {fmt(s['lone_max_ms'], '.2f')} | {fmt(s['other_cpu_pct'], '.0f')}% | {server.note} |"
+            )
+        else:
+            lines.append(
+                f"| {server.name} | {fmt(val, '.1f')} | {each} | {vs} | {fmt(s['streams'])} | "
+                f"{fmt(s['base_rss_mb'], '.0f')} → {fmt(s['rss_mb'], '.0f')} | {fmt(s['server_threads'])} | "
+                f"{errors_text(last)} | {server.note} |"
+            )
+    return "\n".join(lines)
+
+
 # -- reporting -----------------------------------------------------------------------------------
 def median(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
@@ -525,11 +657,16 @@ def run_scenario(
             except Exception as exc:  # noqa: BLE001 - a broken row must not stop the others
                 result = {"failed": f"{type(exc).__name__}: {exc}"[:200]}
             rows[server.name].append(result)
-            shown = result.get("failed") or (
-                f"{result['rps']:,.0f} req/s"
-                if "rps" in result
-                else f"{result['completed_within']} completed"
-            )
+            if "failed" in result:
+                shown = result["failed"]
+            elif "rps" in result:
+                shown = f"{result['rps']:,.0f} req/s"
+            elif "kb_per_stream" in result:
+                shown = f"{result['streams']} streams, {fmt(result['kb_per_stream'], '.1f')} KB/stream"
+            elif "events_per_s" in result:
+                shown = f"{fmt(result['events_per_s'])} events/s"
+            else:
+                shown = f"{result['completed_within']} completed"
             print(
                 f"  [{title} run {run + 1}/{args.runs}] {server.name}: {shown} ({time.monotonic() - started:.1f} s)",
                 flush=True,
@@ -539,7 +676,9 @@ def run_scenario(
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--scenario", choices=["json", "sync-clients", "all"], default="all")
+    p.add_argument(
+        "--scenario", choices=["json", "sync-clients", "fanout", "stream", "idle", "all"], default="all"
+    )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0, help="wrk seconds per run (json)")
     p.add_argument("--warmup", type=float, default=1.0, help="wrk warm-up seconds before each run (json)")
@@ -547,6 +686,8 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=1000, help="concurrent SSE clients (sync-clients)")
     p.add_argument("--events", type=int, default=10, help="events per stream (sync-clients)")
     p.add_argument("--interval", type=float, default=1.0, help="time.sleep between events (sync-clients)")
+    p.add_argument("--messages", type=int, default=2000, help="messages per subscriber (fanout)")
+    p.add_argument("--stream-events", type=int, default=200_000, help="events in the one stream (stream)")
     p.add_argument("--complete-within", type=float, default=15.0)
     p.add_argument("--give-up", type=float, default=30.0)
     p.add_argument("--only", help="comma-separated substrings of server names to run")
@@ -560,6 +701,16 @@ def main() -> int:
     if args.smoke:
         args.runs, args.duration, args.warmup = 1, 1.0, 0.0
         args.clients, args.events, args.interval = 50, 2, 0.2
+    # --clients: S3 clients, S1 subscribers (default 1000), S4 idle streams (default 5000).
+    clients_given = any(a == "--clients" or a.startswith("--clients=") for a in sys.argv[1:])
+    args.subscribers = args.clients
+    args.idle_clients = args.clients if clients_given else 5000
+    if args.smoke:
+        args.subscribers, args.idle_clients, args.messages, args.stream_events = 20, 300, 50, 2000
+    if not (1 <= args.messages <= 100_000 and 1 <= args.stream_events <= 2_000_000):
+        p.error("bounded runs only: --messages 1..100000, --stream-events 1..2000000")
+    if args.idle_clients > 10000:
+        p.error("bounded runs only: --clients 1..10000")
     if not (1 <= args.runs <= 20 and 1 <= args.duration <= 120 and 0 <= args.warmup <= 30):
         p.error("bounded runs only: --runs 1..20, --duration 1..120, --warmup 0..30")
     if not (1 <= args.clients <= 10000 and args.give_up <= 300 and args.events * args.interval <= 120):
@@ -657,6 +808,50 @@ def main() -> int:
             "",
         ]
         failed_rows += [n for n, s in summary.items() if s["runs_ok"] == 0 or not s["completed_total"]]
+
+    async_titles = {
+        "fanout": (
+            f"S1 fanout: {args.subscribers} subscribers x {args.messages} messages",
+            f"## S1 fanout: {args.subscribers} subscribers on /sub, POST /start/{args.messages}, median of {args.runs}",
+        ),
+        "stream": (
+            f"S2 stream: one stream of {args.stream_events} events + lone latency (50 x 20 ms)",
+            f"## S2 stream: one client, {args.stream_events:,} events from an async generator; "
+            f"lone-event latency (50 events, 20 ms apart), median of {args.runs}",
+        ),
+        "idle": (
+            f"S4 idle: {args.idle_clients} idle streams",
+            f"## S4 idle: {args.idle_clients} idle streams, server RSS growth per stream "
+            f"(after all minus after the first 200), median of {args.runs}",
+        ),
+    }
+    for mode, (banner, heading) in async_titles.items():
+        if args.scenario not in (mode, "all"):
+            continue
+        servers = select(IDLE_SERVERS if mode == "idle" else ASYNC_SERVERS, args.only)
+        print(f"{banner}, {args.runs} run(s)")
+        rows = run_scenario(
+            mode, servers, lambda a, s_, d, t, m=mode: bench_async_once(a, s_, d, t, m), args, log_dir
+        )
+        keys = [
+            "events_per_s", "delivered", "expected", "min_per_client", "max_per_client", "wall_s", "server_cpu_s",
+            "server_cpu_pct", "events", "lone_p50_ms", "lone_max_ms", "kb_per_stream", "streams", "base_rss_mb",
+            "rss_mb", "server_threads", "load_cpu_s", "other_cpu_pct", "steal_pct",
+        ]  # fmt: skip
+        summary = summarize(rows, keys)
+        report[mode] = {"runs": rows, "median": summary}
+        md += [heading, "", async_table(mode, summary, servers, rows), ""]
+        for name, s in summary.items():
+            ok = [r for r in rows[name] if "failed" not in r]
+            bad = s["runs_ok"] == 0
+            if mode == "fanout":
+                bad = bad or not s["delivered"]
+            elif mode == "stream":
+                bad = bad or not s["events"] or not any(r.get("lone_events") for r in ok)
+            else:
+                bad = bad or s["kb_per_stream"] is None
+            if bad:
+                failed_rows.append(f"{mode}: {name}")
 
     md.append(
         f"Total time: {time.monotonic() - t_start:.0f} s. Server logs: {os.path.relpath(log_dir, ROOT)}"

@@ -43,3 +43,13 @@ def progress_frames(session_id: str) -> Iterator[str]:
     """The same generator, framed by hand (for frameworks that do not frame SSE themselves)."""
     for data in progress(session_id):
         yield f"data: {data}\n\n"
+
+
+def fanout_messages() -> int:
+    """S1: messages per trigger (the app only sizes buffers with it)."""
+    return int(os.environ.get("BENCH_FANOUT_MESSAGES", "2000"))
+
+
+def stream_events() -> int:
+    """S2: events in the single /stream response."""
+    return int(os.environ.get("BENCH_STREAM_EVENTS", "200000"))
