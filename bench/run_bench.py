@@ -8,6 +8,12 @@ Scenarios:
   sync-clients  S3: N clients (default 1000) open the seed-style SSE route at once (a plain
                 generator: 10 x yield + time.sleep(1)); how many got all 10 events within
                 15 s, and how long until all finished (given up at 30 s).
+  fanout        S1: N subscribers (default 1000, --clients) on /sub, then POST /start/<M>
+                (--messages, default 2000) publishes M small JSON messages + an ``end`` event;
+                deliveries/s, min/max per client (losses), server CPU.
+  stream        S2: one client, one stream of --stream-events (200,000) small JSON events from
+                an async generator: events/s; plus lone-event latency (50 events 20 ms apart).
+  idle          S4: N idle streams (default 5000, --clients): server RSS growth per stream.
 
 Each server is pinned to CPU 0 and the load generator to CPU 1 (``taskset``), every server is
 started fresh for each run, the order of servers rotates between runs, and the report gives

@@ -1,0 +1,84 @@
+"""aiohttp + aiohttp-sse, async: ``async with sse_response(request) as resp: await
+resp.send(...)`` as its README shows, on uvloop. S1 fan-out is an asyncio.Queue per
+subscriber fed by the publisher task (the README's chat example pattern); the publisher
+serialises each message once."""
+
+import asyncio
+import json
+import time
+
+import uvloop
+from _common import BACKLOG, HOST, port, stream_events
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+subscribers: set[asyncio.Queue] = set()
+_tasks: set[asyncio.Task] = set()
+
+
+async def sub(request):
+    q: asyncio.Queue = asyncio.Queue()
+    subscribers.add(q)
+    try:
+        async with sse_response(request) as resp:
+            while True:
+                data, name = await q.get()
+                await resp.send(data, event=name)
+                if name == "end":
+                    break
+    finally:
+        subscribers.discard(q)
+    return resp
+
+
+async def start(request):
+    n = int(request.match_info["n"])
+
+    async def publish():
+        for i in range(n):
+            msg = (json.dumps({"i": i}), None)
+            for q in tuple(subscribers):
+                q.put_nowait(msg)
+            if i % 4 == 0:
+                await asyncio.sleep(0)
+        for q in tuple(subscribers):
+            q.put_nowait(("END", "end"))
+
+    task = asyncio.create_task(publish())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return web.json_response({"ok": True, "subscribers": len(subscribers)})
+
+
+async def stream(request):
+    async with sse_response(request) as resp:
+        for i in range(stream_events()):
+            await resp.send(json.dumps({"i": i, "v": "hello"}))
+    return resp
+
+
+async def lone(request):
+    async with sse_response(request) as resp:
+        for _ in range(50):
+            await resp.send(json.dumps({"t": time.time()}))
+            await asyncio.sleep(0.02)
+    return resp
+
+
+async def idle(request):
+    async with sse_response(request) as resp:
+        await resp.send("hi")
+        await asyncio.sleep(3600)
+    return resp
+
+
+app = web.Application()
+app.router.add_get("/sub", sub)
+app.router.add_post("/start/{n}", start)
+app.router.add_get("/stream", stream)
+app.router.add_get("/lone", lone)
+app.router.add_get("/idle", idle)
+
+if __name__ == "__main__":
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    web.run_app(app, host=HOST, port=port(), access_log=None, backlog=BACKLOG, print=None)

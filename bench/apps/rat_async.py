@@ -1,0 +1,66 @@
+"""rat_engine, async scenarios (S1 fanout, S2 stream + lone latency, S4 idle) in one app.
+
+/sub         broadcast fast path: ``return app.broadcast.subscribe("bench")``
+POST /start/<M>  publishes M small dicts with ``await app.broadcast.apublish`` (sleep(0) every
+             4 messages), then one ``event: end``
+/stream      @app.sse async generator yielding BENCH_STREAM_EVENTS dicts
+/lone        one ``{"t": time.time()}`` every 20 ms, 50 times
+/idle        one event, then ``await asyncio.sleep(3600)``
+"""
+
+import asyncio
+import time
+
+from _common import HOST, fanout_messages, port, stream_events
+from rat_engine import RatApp
+
+app = RatApp(
+    name="bench_async",
+    # No subscriber may be cut or lose messages in S1: the peers' queues are unbounded.
+    broadcast_max_backlog=max(4096, fanout_messages() + 16),
+    max_streams=20_000,
+)
+_tasks: set[asyncio.Task] = set()
+
+
+@app.sse("/sub")
+def sub(request_data):
+    return app.broadcast.subscribe("bench")
+
+
+@app.json("/start/<int:n>", methods=["POST"])
+async def start(request_data, n):
+    async def run():
+        for i in range(n):
+            await app.broadcast.apublish("bench", {"i": i})
+            if i % 4 == 0:
+                await asyncio.sleep(0)
+        await app.broadcast.apublish("bench", "END", event="end")
+
+    task = asyncio.get_running_loop().create_task(run())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return {"ok": True, "subscribers": app.broadcast.stats()["subscribers"]}
+
+
+@app.sse("/stream")
+async def stream(request_data):
+    for i in range(stream_events()):
+        yield {"i": i, "v": "hello"}
+
+
+@app.sse("/lone")
+async def lone(request_data):
+    for _ in range(50):
+        yield {"t": time.time()}
+        await asyncio.sleep(0.02)
+
+
+@app.sse("/idle")
+async def idle(request_data):
+    yield "hi"
+    await asyncio.sleep(3600)
+
+
+if __name__ == "__main__":
+    app.run(HOST, port(), log_level="warning", access_log=False, backlog=4096)

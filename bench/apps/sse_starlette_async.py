@@ -1,0 +1,85 @@
+"""sse-starlette ``EventSourceResponse`` over async generators (on FastAPI + uvicorn), as its
+README shows: yield dicts with a ``data`` string (and ``event``). S1 fan-out is an
+asyncio.Queue per subscriber fed by the publisher task (its README's broadcast pattern); the
+publisher serialises each message once."""
+
+import asyncio
+import json
+import time
+
+from _common import stream_events
+from _uvicorn import run
+from fastapi import FastAPI, Request
+from sse_starlette.sse import EventSourceResponse
+
+app = FastAPI()
+subscribers: set[asyncio.Queue] = set()
+_tasks: set[asyncio.Task] = set()
+
+
+@app.get("/sub")
+async def sub(request: Request):
+    q: asyncio.Queue = asyncio.Queue()
+    subscribers.add(q)
+
+    async def gen():
+        try:
+            while True:
+                item = await q.get()
+                yield item
+                if item.get("event") == "end":
+                    break
+        finally:
+            subscribers.discard(q)
+
+    return EventSourceResponse(gen())
+
+
+@app.post("/start/{n}")
+async def start(n: int):
+    async def publish():
+        for i in range(n):
+            msg = {"data": json.dumps({"i": i})}
+            for q in tuple(subscribers):
+                q.put_nowait(msg)
+            if i % 4 == 0:
+                await asyncio.sleep(0)
+        for q in tuple(subscribers):
+            q.put_nowait({"event": "end", "data": "END"})
+
+    task = asyncio.create_task(publish())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return {"ok": True, "subscribers": len(subscribers)}
+
+
+@app.get("/stream")
+async def stream():
+    async def gen():
+        for i in range(stream_events()):
+            yield {"data": json.dumps({"i": i, "v": "hello"})}
+
+    return EventSourceResponse(gen())
+
+
+@app.get("/lone")
+async def lone():
+    async def gen():
+        for _ in range(50):
+            yield {"data": json.dumps({"t": time.time()})}
+            await asyncio.sleep(0.02)
+
+    return EventSourceResponse(gen())
+
+
+@app.get("/idle")
+async def idle():
+    async def gen():
+        yield {"data": "hi"}
+        await asyncio.sleep(3600)
+
+    return EventSourceResponse(gen())
+
+
+if __name__ == "__main__":
+    run(app)
