@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = """
@@ -31,11 +31,6 @@ async def events(request_data):
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.mark.parametrize(
     "command",
@@ -48,7 +43,7 @@ def _free_port() -> int:
 )
 def test_foreign_asgi_server_serves_json_and_sse(tmp_path: Path, command: list[str]) -> None:
     (tmp_path / "asgi_app.py").write_text(APP)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, *(part.format(port=port) for part in command)],
         cwd=tmp_path,

@@ -15,20 +15,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @contextlib.contextmanager
 def example(name: str, **env: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLES / name)],
         env={**os.environ, "RAT_PORT": str(port), "PYTHONPATH": str(ROOT), **env},

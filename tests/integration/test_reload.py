@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+from conftest import free_port
 
 MODULE = """
 from rat_engine import RatApp
@@ -21,11 +21,6 @@ def version(request_data):
     return {"version": VERSION}
 """
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _poll(url: str, want: int, timeout: float) -> int | None:
@@ -44,7 +39,7 @@ def _poll(url: str, want: int, timeout: float) -> int | None:
 def test_reload_picks_up_code_changes(tmp_path: Path):
     module = tmp_path / "reload_target.py"
     module.write_text(MODULE.replace("VERSION", "1"))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "rat_engine", "run", "reload_target:app", "--reload", "--port", str(port)],
         cwd=tmp_path,

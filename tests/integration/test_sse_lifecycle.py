@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from conftest import free_port
 
 from rat_engine import HTTPException, RatApp, SSEEvent
 
@@ -523,17 +524,12 @@ SHUTDOWN_APP = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 STREAMS_PER_KIND = 100
 
 
 def test_sigterm_closes_every_stream_and_runs_finally(tmp_path):
-    port = _free_port()
+    port = free_port()
     script = tmp_path / "app.py"
     script.write_text(SHUTDOWN_APP)
     env = dict(os.environ, RAT_PORT=str(port))
