@@ -213,17 +213,10 @@ def build_request_data(scope: dict[str, Any], limits: RequestLimits) -> RequestD
     raw_headers = scope["headers"]
     if len(raw_headers) > limits.max_header_count:
         raise HTTPException(431, f"too many headers (limit {limits.max_header_count})")
-    headers = Headers()
-    size = 4 * len(raw_headers)
-    for name, value in raw_headers:  # one pass: decode, store (names are lower-case) and measure
-        size += len(name) + len(value)
-        key = name.decode("latin-1")
-        if dict.__contains__(headers, key):
-            headers.add(key, value.decode("latin-1"))  # a repeated header: the slow path
-        else:
-            dict.__setitem__(headers, key, value.decode("latin-1"))
+    size = sum(len(name) + len(value) + 4 for name, value in raw_headers)
     if size > limits.max_header_bytes:
         raise HTTPException(431, f"request headers too large (limit {limits.max_header_bytes} bytes)")
+    headers = Headers.from_asgi(raw_headers)
     query_bytes: bytes = scope.get("query_string", b"")
     raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
     if len(raw_path) + len(query_bytes) > limits.max_url_length:
