@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from ._protocol import HeaderTimeoutProtocol
+from ._protocol import RatHttpProtocol
 
 if TYPE_CHECKING:
     from .app import RatApp
@@ -145,7 +145,7 @@ def _build_config(
 ) -> uvicorn.Config:
     grace = app.shutdown_grace if not isinstance(app, str) else 5.0
     defaults: dict[str, Any] = {
-        "http": HeaderTimeoutProtocol,
+        "http": RatHttpProtocol,
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
         "lifespan": "on",
         "access_log": False,  # rat_engine writes its own access log (rat_engine.access)
@@ -176,7 +176,7 @@ def serve(
     if header_timeout is not None:
         # A subclass per server: the setting must not leak into other servers of the process.
         options["http"] = type(
-            "HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": float(header_timeout)}
+            "RatHttpProtocol", (RatHttpProtocol,), {"header_timeout": float(header_timeout)}
         )
     config = _build_config(app, host, port, log_level, options)
     _configure_logging(log_level)  # after Config, which sets uvicorn's loggers to log_level
