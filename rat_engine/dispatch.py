@@ -17,6 +17,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from ._signals import Disconnected
 from .convert import make_response
 from .exceptions import HTTPException
 from .request import RequestData, build_request_data, read_body
@@ -99,7 +100,7 @@ async def _respond(
             await read_body(request_data, receive, limit)
         request_data["path_params"] = match.params  # type: ignore[union-attr]
         if endpoint.is_stream:
-            request_data["disconnected"] = threading.Event()
+            request_data["disconnected"] = Disconnected()
     if not app.hooks.empty:
         early = await app.hooks.run_before(request_data)
         if early is not None:
@@ -138,7 +139,7 @@ def _admit_stream(
         manager=app.connections,
         route=endpoint.rule if endpoint is not None else "",
         client=client,
-        disconnected=disconnected if isinstance(disconnected, threading.Event) else threading.Event(),
+        disconnected=disconnected if isinstance(disconnected, threading.Event) else Disconnected(),
         # The farewell frame is SSE syntax: never appended to other streams (a chunked download).
         shutdown_frame=app.shutdown_frame() if isinstance(response, EventStreamResponse) else None,
     )

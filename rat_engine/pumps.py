@@ -2,7 +2,7 @@
 
 Theory of operation:
 
-* One :class:`StreamBuffer` per stream: a deque of encoded chunks with a size cap. The writer
+* One :class:`StreamBuffer` per stream: a list of encoded chunks with a size cap. The writer
   (on the event loop) takes everything queued at once, so a fast producer is coalesced into
   large writes while a lone event still goes out immediately.
 * A **sync** iterator runs on its own thread (:class:`ThreadPump`). ``put`` blocks while the
@@ -20,7 +20,6 @@ Theory of operation:
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -73,10 +72,12 @@ class StreamBuffer:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_items: int) -> None:
         self._loop = loop
-        self._items: collections.deque[bytes] = collections.deque()
+        # A list, not a deque: take() empties it whole, and an empty deque costs ~600 bytes.
+        self._items: list[bytes] = []
         self._max = max(1, max_items)
         self._lock = threading.Lock()
-        self._not_full = threading.Condition(self._lock)
+        # Made when a producer thread first has to block (only sync streams ever do).
+        self._not_full: threading.Condition | None = None
         self._consumer: asyncio.Future[None] | None = None
         self._producer: asyncio.Future[None] | None = None
         self.closed = False  # consumer gone: producers must stop
@@ -89,9 +90,9 @@ class StreamBuffer:
         with self._lock:
             if not self._items:
                 return []
-            items = list(self._items)
-            self._items.clear()
-            self._not_full.notify_all()
+            items, self._items = self._items, []
+            if self._not_full is not None:
+                self._not_full.notify_all()
             producer, self._producer = self._producer, None
         if producer is not None and not producer.done():
             producer.set_result(None)
@@ -114,7 +115,8 @@ class StreamBuffer:
         with self._lock:
             self.closed = True
             self._items.clear()
-            self._not_full.notify_all()
+            if self._not_full is not None:
+                self._not_full.notify_all()
             producer, self._producer = self._producer, None
         if producer is not None and not producer.done():
             producer.set_result(None)
@@ -124,6 +126,8 @@ class StreamBuffer:
         """Append from a worker thread, blocking while full. Raises StreamClosed once closed."""
         with self._lock:
             while len(self._items) >= self._max and not self.closed:
+                if self._not_full is None:
+                    self._not_full = threading.Condition(self._lock)
                 self._not_full.wait()
             if self.closed:
                 raise StreamClosed

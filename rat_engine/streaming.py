@@ -151,6 +151,7 @@ class StreamingResponse(Response):
         self._sending_since: float | None = None
         self._ping_due = False
         self._task: asyncio.Task[Any] | None = None
+        self._abort: Callable[[], None] | None = None
 
     # -- hooks for subclasses ------------------------------------------------------------------
     def error_encoder(self) -> ErrorEncoder:
@@ -228,12 +229,19 @@ class StreamingResponse(Response):
             if preamble:
                 await self._write(send, preamble, 0)
             self._pump = self._start_pump(kind, buffer)
-            watcher = loop.create_task(self._watch_disconnect(receive))
+            extensions = scope.get("extensions") or {}
+            on_disconnect = extensions.get("rat.on_disconnect")
+            self._abort = extensions.get("rat.abort")
+            if on_disconnect is not None:  # rat_engine's own server: a callback, no task
+                on_disconnect(self._client_left)
+            else:
+                watcher = loop.create_task(self._watch_disconnect(receive))
             self._last_write = loop.time()
             self._schedule_timer(settings)
             if settings.max_duration:
                 loop.call_later(settings.max_duration, self.stop, "max_duration")
-            self._task = asyncio.current_task()
+            if self._abort is None:  # plain ASGI: send_timeout must cancel this task
+                self._task = asyncio.current_task()
             try:
                 await self._write_loop(send, buffer)
             except asyncio.CancelledError:
@@ -321,6 +329,9 @@ class StreamingResponse(Response):
         if self.info is not None and self.context.manager is not None:
             self.context.manager.record(self.info, events, len(body))
 
+    def _client_left(self) -> None:
+        self.stop("client")
+
     async def _watch_disconnect(self, receive: Any) -> None:
         while True:
             try:
@@ -374,10 +385,13 @@ class StreamingResponse(Response):
         self._schedule_timer(settings)
 
     def _abort_stalled(self) -> None:
-        # The writer is stuck inside send() (the server's flow control is holding it); the only
-        # way out through ASGI is to cancel the request task. The server then closes the socket.
+        # The writer is stuck inside send() (the server's flow control is holding it). Our own
+        # server can drop the connection, which releases send(); through plain ASGI the only way
+        # out is to cancel the request task (the server then closes the socket).
         self.stop("send_timeout")
-        if self._task is not None:
+        if self._abort is not None:
+            self._abort()
+        elif self._task is not None:
             self._task.cancel()
 
     def _label(self) -> str:

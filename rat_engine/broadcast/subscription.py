@@ -62,7 +62,8 @@ class Subscription:
         self.dropped = 0
         self._items: collections.deque[Message | SSEEvent] = collections.deque()
         self._lock = threading.Lock()
-        self._ready = threading.Condition(self._lock)
+        # Only a sync consumer (a worker thread) ever waits: the condition is made for the first.
+        self._ready: threading.Condition | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._opened = False
         self._replaying = True
@@ -114,7 +115,7 @@ class Subscription:
             self.closed = True
             self.finished = True
             self._items.clear()
-            self._ready.notify_all()
+            self._notify_all()
         self._wake()
         self.broadcast._detach(self)
 
@@ -143,13 +144,13 @@ class Subscription:
                     self._count_dropped(len(self._items) + 1)
                     self._items.clear()
                     self.finished = True
-                    self._ready.notify_all()
+                    self._notify_all()
                 else:
                     self._items.popleft()
                     self._count_dropped(1)
             if not self.finished:
                 self._items.append(message)
-                self._ready.notify()
+                self._notify()
         self._wake()
 
     def _coalesce(self, message: Message) -> None:
@@ -167,8 +168,16 @@ class Subscription:
     def _push_control(self, event: SSEEvent) -> None:
         with self._lock:
             self._items.append(event)
-            self._ready.notify()
+            self._notify()
         self._wake()
+
+    def _notify(self) -> None:  # the lock is held
+        if self._ready is not None:
+            self._ready.notify()
+
+    def _notify_all(self) -> None:  # the lock is held
+        if self._ready is not None:
+            self._ready.notify_all()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -230,6 +239,8 @@ class Subscription:
             while True:
                 with self._lock:
                     if not self._items and not self.finished:
+                        if self._ready is None:
+                            self._ready = threading.Condition(self._lock)
                         self._ready.wait(1.0)
                     items = list(self._items)
                     self._items.clear()
