@@ -453,9 +453,9 @@ class _Cycle:
         if not self.started:
             if kind != "http.response.start":
                 raise RuntimeError(f"expected 'http.response.start', got {kind!r}")
+            self._start_response(message)  # raises on an invalid header: a 500 can still go out
             self.started = True
             self.waiting_continue = False
-            self._start_response(message)
         elif not self.complete:
             if kind != "http.response.body":
                 raise RuntimeError(f"expected 'http.response.body', got {kind!r}")
