@@ -28,6 +28,21 @@ async def events(request_data):
     for i in range(3):
         yield {"i": i}
         await asyncio.sleep(0.02)
+
+closed = []
+
+@app.sse("/forever", ping_interval=0.2)
+async def forever(request_data):
+    try:
+        while True:
+            yield "tick"
+            await asyncio.sleep(0.05)
+    finally:
+        closed.append(1)
+
+@app.json("/closed")
+def closed_count(request_data):
+    return {"closed": len(closed)}
 """
 
 
@@ -65,6 +80,15 @@ def test_foreign_asgi_server_serves_json_and_sse(tmp_path: Path, command: list[s
         stream = httpx.get(f"http://127.0.0.1:{port}/events", timeout=10)
         assert stream.headers["content-type"].startswith("text/event-stream")
         assert stream.text == 'data: {"i":0}\n\ndata: {"i":1}\n\ndata: {"i":2}\n\n'
+        # Without rat_engine's own server there is no disconnect callback: the stream's watcher
+        # task on ASGI receive() must notice the client leaving and close the generator.
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/forever", timeout=10) as live:
+            lines = live.iter_lines()
+            assert next(lines) == "data: tick"
+        deadline = time.monotonic() + 5
+        while httpx.get(f"http://127.0.0.1:{port}/closed", timeout=2).json()["closed"] < 1:
+            assert time.monotonic() < deadline, "the generator was not closed after the client left"
+            time.sleep(0.05)
     finally:
         proc.terminate()
         try:
