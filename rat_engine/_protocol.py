@@ -5,12 +5,14 @@ workers, signals and the lifespan). Why our own: the per-request and per-stream 
 stock protocol was the largest item left in the profiles (docs/BENCHMARKS.md). What differs:
 
 * A response with a known length goes out in *one* ``transport.write`` (head and body).
-* Connection and request state are slotted objects: an idle stream costs a few hundred bytes
+* Exchange and request state are slotted objects: an idle stream costs a few hundred bytes
   here instead of ~5 KB (an ``asyncio.Event`` and a dict-backed cycle per request).
-* Two ASGI extensions (``scope["extensions"]``) let rat_engine's streams skip the task that
-  would otherwise sit in ``receive()`` waiting for the client to leave:
-  ``"rat.on_disconnect"(callback)`` runs ``callback()`` once when the connection is lost, and
-  ``"rat.abort"()`` drops the connection (a client that stopped reading, see ``send_timeout``).
+* ``scope["rat.exchange"]`` (the request's :class:`Exchange`) lets rat_engine's streams
+  skip the task that would otherwise sit in ``receive()`` waiting for the client to leave:
+  ``on_disconnect(callback)`` runs ``callback()`` once when the connection is lost, and
+  ``abort()`` drops the connection (a client that stopped reading, see ``send_timeout``). Why a
+  scope key and not ``scope["extensions"]``: that would be one more dict per request (memory
+  per idle stream is a target); frameworks add scope keys the same way (Starlette's "router").
 * Every request head must be complete within ``header_timeout`` seconds of its first byte (or
   of the connection opening): a slowloris client gets ``408`` and is closed. uvicorn times out
   an idle connection only after a response.
@@ -34,7 +36,7 @@ from urllib.parse import unquote
 
 import httptools
 
-__all__ = ["RatHttpProtocol"]
+__all__ = ["Exchange", "RatHttpProtocol"]
 
 logger = logging.getLogger("rat_engine.server")
 
@@ -56,6 +58,8 @@ def _status_line(code: int) -> bytes:
 
 _STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
 _DISCONNECT = {"type": "http.disconnect"}
+#: Shared by every scope (uvicorn makes one per request); nobody writes to it.
+_ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 
 def _plain_response(status: int, text: str) -> bytes:
@@ -108,8 +112,8 @@ class RatHttpProtocol(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.expect_continue = False
-        self.cycle: _Cycle | None = None
-        self.pipeline: deque[_Cycle] | None = None
+        self.cycle: Exchange | None = None
+        self.pipeline: deque[Exchange] | None = None
         #: One lazy timer per connection serves both the head and the keep-alive timeout: a
         #: request only moves ``deadline``; the timer re-arms itself if it fires early. PERF:
         #: creating and cancelling a TimerHandle per request cost ~1.5 us.
@@ -198,7 +202,7 @@ class RatHttpProtocol(asyncio.Protocol):
             path = unquote(path)
         scope: dict[str, Any] = {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "asgi": _ASGI_VERSION,
             "http_version": version,
             "server": self.server,
             "client": self.client,
@@ -212,8 +216,8 @@ class RatHttpProtocol(asyncio.Protocol):
         }
         if self.app_state:
             scope["state"] = self.app_state.copy()
-        cycle = _Cycle(self, scope, version != "1.0" and parser.should_keep_alive(), self.expect_continue)
-        scope["extensions"] = {"rat.on_disconnect": cycle.on_disconnect, "rat.abort": self.transport.abort}
+        cycle = Exchange(self, scope, version != "1.0" and parser.should_keep_alive(), self.expect_continue)
+        scope["rat.exchange"] = cycle
         current = self.cycle
         if current is None or current.complete:
             self.cycle = cycle
@@ -241,7 +245,7 @@ class RatHttpProtocol(asyncio.Protocol):
         cycle.wake()
 
     # -- request lifecycle --------------------------------------------------------------------------
-    def _start(self, cycle: _Cycle) -> None:
+    def _start(self, cycle: Exchange) -> None:
         state = self.server_state
         if self.limit_concurrency is not None and (
             len(state.connections) > self.limit_concurrency or len(state.tasks) >= self.limit_concurrency
@@ -255,7 +259,7 @@ class RatHttpProtocol(asyncio.Protocol):
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
 
-    def response_complete(self, cycle: _Cycle) -> None:
+    def response_complete(self, cycle: Exchange) -> None:
         self.server_state.total_requests += 1
         if not cycle.keep_alive:
             self.transport.close()
@@ -343,8 +347,9 @@ class RatHttpProtocol(asyncio.Protocol):
                 waiter.set_result(None)
 
 
-class _Cycle:
-    """One request and its response: the ``receive`` and ``send`` the application gets."""
+class Exchange:
+    """One request and its response: the ``receive`` and ``send`` the application gets, and
+    ``scope["rat.exchange"]``."""
 
     __slots__ = (
         "conn", "scope", "keep_alive", "waiting_continue", "body", "more_body", "delivered",
@@ -415,6 +420,10 @@ class _Cycle:
                 callback()
             except Exception:
                 logger.exception("disconnect callback failed")
+
+    def abort(self) -> None:
+        """Drop the connection now (``send()`` waiting on a congested socket returns)."""
+        self.conn.transport.abort()
 
     def on_disconnect(self, callback: Callable[[], Any]) -> None:
         """Run ``callback()`` once when the client goes away (now, if it already has)."""

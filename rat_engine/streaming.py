@@ -144,7 +144,9 @@ class StreamingResponse(Response):
         self.info: StreamInfo | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._pump: ThreadPump | TaskPump | Subscription | None = None
-        self._closed: asyncio.Future[None] | None = None
+        #: Futures of wait_closed() callers (made only on demand: most streams never get one).
+        self._closed: list[asyncio.Future[None]] | None = None
+        self._finished = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_write = 0.0
@@ -176,14 +178,24 @@ class StreamingResponse(Response):
         """Wait until the response is finished and the generator closed; False on timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if self._closed is not None:
+        if self._loop is not None and not self._finished:
+            closed = loop.create_future()
+            if self._closed is None:
+                self._closed = []
+            self._closed.append(closed)
             try:
-                await asyncio.wait_for(asyncio.shield(self._closed), timeout)
+                await asyncio.wait_for(closed, timeout)
             except TimeoutError:
                 return False
         if self._pump is not None:
             return await self._pump.wait(max(0.0, deadline - loop.time()))
         return True
+
+    def _mark_closed(self) -> None:
+        self._finished = True
+        for closed in self._closed or ():
+            if not closed.done():
+                closed.set_result(None)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -205,7 +217,6 @@ class StreamingResponse(Response):
         loop = self._loop = asyncio.get_running_loop()
         ctx = self.context
         settings = ctx.settings
-        self._closed = loop.create_future()
         kind = source_kind(self.content)
         buffer: StreamBuffer | Subscription
         if isinstance(self.content, Subscription):
@@ -216,7 +227,7 @@ class StreamingResponse(Response):
                 subscription.close()
                 logger.error("cannot subscribe to broadcast channel %r", subscription.channel, exc_info=exc)
                 await Response(b"broadcast unavailable", 503, {"retry-after": "2"})(scope, receive, send)
-                self._closed.set_result(None)
+                self._mark_closed()
                 return
         else:
             buffer = StreamBuffer(loop, settings.buffer_size)
@@ -229,11 +240,10 @@ class StreamingResponse(Response):
             if preamble:
                 await self._write(send, preamble, 0)
             self._pump = self._start_pump(kind, buffer)
-            extensions = scope.get("extensions") or {}
-            on_disconnect = extensions.get("rat.on_disconnect")
-            self._abort = extensions.get("rat.abort")
-            if on_disconnect is not None:  # rat_engine's own server: a callback, no task
-                on_disconnect(self._client_left)
+            connection = scope.get("rat.exchange")
+            if connection is not None:  # rat_engine's own server: a callback, no watcher task
+                connection.on_disconnect(self._client_left)
+                self._abort = connection.abort
             else:
                 watcher = loop.create_task(self._watch_disconnect(receive))
             self._last_write = loop.time()
@@ -263,7 +273,7 @@ class StreamingResponse(Response):
                 self._timer.cancel()
             if ctx.manager is not None and self.info is not None:
                 ctx.manager.unregister(self.info, self.stop_reason or "finished")
-            self._closed.set_result(None)
+            self._mark_closed()
             if ctx.on_close is not None:
                 ctx.on_close(self)
 

@@ -229,8 +229,8 @@ async def test_disconnect_callback_and_abort_extensions() -> None:
     extensions: dict[str, Any] = {}
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        extensions.update(scope["extensions"])
-        scope["extensions"]["rat.on_disconnect"](lambda: seen.append("gone"))
+        extensions["abort"] = scope["rat.exchange"].abort
+        scope["rat.exchange"].on_disconnect(lambda: seen.append("gone"))
         await send({"type": "http.response.start", "status": 200, "headers": []})
         assert await receive() == {"type": "http.request", "body": b"", "more_body": False}
         assert await receive() == {"type": "http.disconnect"}  # waits for the client to leave
@@ -240,7 +240,7 @@ async def test_disconnect_callback_and_abort_extensions() -> None:
     protocol.data_received(b"GET /s HTTP/1.1\r\nHost: t\r\n\r\n")
     await settle()
     assert seen == []
-    extensions["rat.abort"]()
+    extensions["abort"]()
     assert transport.aborted
     protocol.connection_lost(None)
     await settle()
