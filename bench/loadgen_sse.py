@@ -1,5 +1,5 @@
-"""Load generator for scenario S3 (sync-clients): N SSE clients connect at once and read their
-stream until it ends.
+"""Load generator for scenario S3 (sync-clients): N SSE clients connect (in batches of --batch
+connections) and read their stream until it ends.
 
     python bench/loadgen_sse.py --port P --clients 1000 --events 10 --path /api/progress/
 
@@ -111,8 +111,18 @@ async def one_client(index: int, args: argparse.Namespace, t0: float, result: di
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: list[dict[str, Any]] = [{"events": 0} for _ in range(args.clients)]
     t0 = time.monotonic()
-    tasks = [asyncio.create_task(one_client(i, args, t0, results[i])) for i in range(args.clients)]
-    done, pending = await asyncio.wait(tasks, timeout=args.give_up)
+    tasks: list[asyncio.Task[None]] = []
+    # Batches: at most --batch connections are being set up at once (a burst of 5000 SYNs would
+    # overflow the kernel's SYN queue and cost 1 s retransmits); the next batch starts once every
+    # client of this one is connected or failed. Times count from t0, before the first batch.
+    for start in range(0, args.clients, args.batch):
+        batch = range(start, min(args.clients, start + args.batch))
+        tasks += [asyncio.create_task(one_client(i, args, t0, results[i])) for i in batch]
+        while time.monotonic() - t0 < args.give_up and any(
+            "connected" not in results[i] and "error" not in results[i] for i in batch
+        ):
+            await asyncio.sleep(0.005)
+    done, pending = await asyncio.wait(tasks, timeout=max(0.0, args.give_up - (time.monotonic() - t0)))
     for task in pending:
         task.cancel()
     if pending:
@@ -169,9 +179,10 @@ def main() -> None:
     p.add_argument("--events", type=int, default=10, help="events each stream should deliver")
     p.add_argument("--complete-within", type=float, default=15.0)
     p.add_argument("--give-up", type=float, default=30.0)
+    p.add_argument("--batch", type=int, default=500, help="connections set up at once")
     args = p.parse_args()
-    if args.clients < 1 or args.clients > 20000 or args.give_up > 600:
-        sys.exit("clients must be 1..20000 and --give-up at most 600 s")
+    if args.clients < 1 or args.clients > 20000 or args.give_up > 600 or not 1 <= args.batch <= 5000:
+        sys.exit("clients must be 1..20000, --give-up at most 600 s and --batch 1..5000")
     nofile = raise_nofile()
     if nofile < args.clients + 64:
         sys.exit(f"RLIMIT_NOFILE is {nofile}: too low for {args.clients} clients")

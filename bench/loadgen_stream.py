@@ -1,7 +1,11 @@
 """Load generator for the async SSE scenarios (asyncio, raw sockets, 127.0.0.1 only).
 
-  fanout  S1: --clients subscribers GET /sub; once all have their headers, POST /start/<M>;
-          each client counts ``data: `` lines until its ``event: end``.
+  fanout  S1: --clients subscribers GET /sub (opened --batch at a time); once all have their
+          headers, POST /start/<M>; each client counts ``data: `` lines until its
+          ``event: end``. Also reports this process's own CPU during the run.
+  latency S1: --clients subscribers GET /sub; POST /start_rate/<rate>/<seconds>; every
+          delivery's latency from the message's publish stamp ``"t"`` (time.time() on the
+          server) to its arrival (kernel SO_TIMESTAMPNS) and to its read here.
   stream  S2: one GET /stream, counting ``data: `` lines until the response ends; then one
           GET /lone: latency from the server's ``{"t": time.time()}`` to receipt.
   idle    S4: --clients streams on --path that stay open; server RSS (from /proc/<pid>/statm)
@@ -17,7 +21,10 @@ import asyncio
 import contextlib
 import json
 import resource
+import select
+import socket
 import statistics
+import struct
 import sys
 import time
 from pathlib import Path
@@ -27,10 +34,11 @@ PAT = b"\ndata: "
 END = b"event: end"
 
 
-def raise_nofile() -> None:
+def raise_nofile() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def proc_cpu(pid: int) -> float:
@@ -52,9 +60,13 @@ def proc_rss(pid: int) -> int:
         return 0
 
 
-async def open_stream(port: int, path: str, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+async def open_stream(
+    port: int, path: str, timeout: float
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
     r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
-    w.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n".encode())
+    w.write(
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n".encode()
+    )
     await w.drain()
     head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout)
     status = head.split(b" ", 2)[1].decode()
@@ -66,7 +78,9 @@ async def open_stream(port: int, path: str, timeout: float) -> tuple[asyncio.Str
 
 async def post(port: int, path: str, timeout: float) -> bytes:
     r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
-    w.write(f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+    w.write(
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    )
     await w.drain()
     data = b""
     with contextlib.suppress(asyncio.TimeoutError):
@@ -83,74 +97,355 @@ def err_name(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RuntimeError) else type(exc).__name__
 
 
-# -- S1 ------------------------------------------------------------------------------------------
-async def fanout(a: argparse.Namespace) -> dict:
-    ready: list = []
-    subscribed: list = []
-    counts: list[int | None] = [None] * a.clients
+# -- raw subscribers (S1 fanout and latency) -----------------------------------------------------
+# Each subscriber is a non-blocking socket read by a loop.add_reader callback (no StreamReader:
+# a callback and one recv per wake-up keep the load generator's cost per read small, which
+# matters with 10,000 subscribers).
+class Sub:
+    __slots__ = ("sock", "fd", "carry", "n", "ended", "error", "dechunk", "text", "arrival", "read")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.carry = b""
+        self.n = 0
+        self.ended = False
+        self.error: str | None = None
+        self.dechunk: Dechunk | None = None
+        self.text = b""
+        self.arrival: list[float] = []  # latency mode: ms, kernel arrival - publish
+        self.read: list[float] = []  # latency mode: ms, read by us - publish
+
+
+class Dechunk:
+    """Incremental HTTP/1.1 chunked-body decoder: feed() returns the payload bytes so far."""
+
+    __slots__ = ("buf", "left", "done")
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.left = 0  # >0: payload bytes still due; <0: CRLF bytes to skip; 0: a size line
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buf, pos, out = self.buf + data, 0, []
+        while pos < len(buf) and not self.done:
+            if self.left > 0:
+                take = min(self.left, len(buf) - pos)
+                out.append(buf[pos : pos + take])
+                pos += take
+                self.left -= take
+                if self.left == 0:
+                    self.left = -2
+            elif self.left < 0:
+                skip = min(-self.left, len(buf) - pos)
+                pos += skip
+                self.left += skip
+            else:
+                eol = buf.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                size = int(buf[pos:eol].split(b";", 1)[0].strip() or b"0", 16)
+                pos = eol + 2
+                if size == 0:
+                    self.done = True
+                else:
+                    self.left = size
+        self.buf = buf[pos:]
+        return b"".join(out)
+
+
+async def open_raw(port: int, path: str, timeout: float) -> tuple[socket.socket, bytes, bytes]:
+    """Connect, send the GET, read the head: (socket, head, body bytes already read)."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, (HOST, port)), timeout)
+        req = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+        await loop.sock_sendall(sock, req.encode())
+        data = b""
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), left)
+            if not chunk:
+                raise RuntimeError("closed before the response head")
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1].decode()
+        if status != "200":
+            raise RuntimeError(f"HTTP {status}")
+        return sock, head + b"\r\n\r\n", rest
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def subscribe_all(
+    a: argparse.Namespace, path: str
+) -> tuple[list[tuple[Sub, bytes]], dict[str, int], float]:
+    """Open --clients subscriptions in batches of --batch (each batch waits until its streams
+    have their heads, so never more than --batch handshakes are in flight), all within
+    --timeout seconds in total. Returns (subscribers with the body bytes already read, errors,
+    seconds it took)."""
     errors: dict[str, int] = {}
-    go = asyncio.Event()
+    subs: list[tuple[Sub, bytes]] = []
+    t0 = time.monotonic()
+    deadline = t0 + a.timeout
 
-    async def client(i: int) -> None:
+    async def one() -> None:
+        left = deadline - time.monotonic()
         try:
-            r, w, head = await open_stream(a.port, "/sub", a.timeout)
-        except (OSError, asyncio.TimeoutError, RuntimeError, asyncio.IncompleteReadError) as exc:
+            if left <= 0:
+                raise TimeoutError
+            sock, head, rest = await open_raw(a.port, path, left)
+        except (TimeoutError, OSError, RuntimeError, IndexError) as exc:
             errors[err_name(exc)] = errors.get(err_name(exc), 0) + 1
-            ready.append(i)
             return
-        ready.append(i)
-        subscribed.append(i)
-        carry, n, ended = head[-9:], 0, False
-        try:
-            while True:
-                d = await r.read(1 << 16)
-                if not d:
-                    break
-                buf = carry + d
-                n += buf[3:].count(PAT)  # a 6-byte carry: no line is counted twice
-                counts[i] = n  # partial count survives a --timeout cancel
-                if END in buf:
-                    ended = True
-                    break
-                carry = buf[-9:]
-        except OSError as exc:
-            errors[err_name(exc)] = errors.get(err_name(exc), 0) + 1
-        finally:
-            w.close()
-        counts[i] = n - 1 if ended else n  # minus the end event's own data line
-        if not ended:
-            errors["no end event"] = errors.get("no end event", 0) + 1
+        sub = Sub(sock)
+        sub.carry = head[-9:]
+        if b"transfer-encoding: chunked" in head.lower():
+            sub.dechunk = Dechunk()
+        subs.append((sub, rest))
 
-    tasks = []
-    for start in range(0, a.clients, 500):  # batches: never more than 500 SYNs in flight
-        tasks += [asyncio.create_task(client(i)) for i in range(start, min(a.clients, start + 500))]
-        deadline = time.monotonic() + a.timeout
-        while len(ready) < len(tasks) and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+    for start in range(0, a.clients, a.batch):
+        if time.monotonic() >= deadline:
+            errors["not connected within --timeout"] = a.clients - start
+            break
+        await asyncio.gather(*(one() for _ in range(start, min(a.clients, start + a.batch))))
+    return subs, errors, time.monotonic() - t0
+
+
+def cpu_self() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def pct(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile of sorted values."""
+    if not values:
+        return None
+    return values[min(len(values) - 1, max(0, int(round(q * len(values) + 0.5)) - 1))]
+
+
+# -- S1 fanout -----------------------------------------------------------------------------------
+async def fanout(a: argparse.Namespace) -> dict:
+    """The subscribers' sockets are polled from our own epoll set every --poll-ms (not one
+    loop callback per readable socket): each recv() then takes whatever arrived meanwhile, so
+    the load generator's work (a recv and its ACK, mostly kernel time) grows with the number
+    of sockets, not with the event rate, and it stays off the critical path."""
+    subs, errors, connect_s = await subscribe_all(a, "/sub")
+    ep = select.epoll()
+    by_fd: dict[int, Sub] = {}
+    reads = [0]
+
+    def finish(sub: Sub) -> None:
+        ep.unregister(sub.fd)
+        del by_fd[sub.fd]
+        sub.sock.close()
+        if sub.ended:
+            sub.n -= 1  # the end event's own data line
+        else:
+            key = sub.error or "no end event"
+            errors[key] = errors.get(key, 0) + 1
+
+    def feed(sub: Sub, d: bytes) -> None:
+        buf = sub.carry + d
+        sub.n += buf[3:].count(PAT)  # a 9-byte carry: no line is counted twice
+        if END in buf:
+            sub.ended = True
+        sub.carry = buf[-9:]
+
+    def drain() -> None:
+        while True:
+            ready = ep.poll(0, 4096)
+            for fd, _mask in ready:
+                sub = by_fd[fd]
+                try:
+                    d = sub.sock.recv(1 << 18)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    sub.error = err_name(exc)
+                    d = b""
+                reads[0] += 1
+                if d:
+                    feed(sub, d)
+                if not d or sub.ended:
+                    finish(sub)
+            if len(ready) < 4096:
+                return
+
+    async def pump() -> None:
+        while by_fd:
+            drain()
+            await asyncio.sleep(a.poll_ms / 1000)
+
     await asyncio.sleep(0.5)
-    cpu0 = proc_cpu(a.server_pid)
+    for sub, rest in subs:
+        if rest:
+            feed(sub, rest)
+        ep.register(sub.fd, select.EPOLLIN)
+        by_fd[sub.fd] = sub
+    cpu0, lcpu0 = proc_cpu(a.server_pid), cpu_self()
     t0 = time.perf_counter()
+    pumping = asyncio.ensure_future(pump())
     answer = await post(a.port, f"/start/{a.messages}", a.timeout)
-    done, pending = await asyncio.wait(tasks, timeout=a.timeout)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(pumping, max(0.0, a.timeout - (time.perf_counter() - t0)))
     wall = time.perf_counter() - t0
-    cpu = proc_cpu(a.server_pid) - cpu0
-    for t in pending:
-        t.cancel()
-    got = [c for c in counts if c is not None]
+    cpu, load_cpu = proc_cpu(a.server_pid) - cpu0, cpu_self() - lcpu0
+    timed_out = list(by_fd.values())
+    for sub in timed_out:  # partial counts are kept
+        sub.sock.close()
+    ep.close()
+    got = [sub.n for sub, _ in subs]
     delivered = sum(got)
     body = answer.partition(b"\r\n\r\n")[2][:200].decode(errors="replace")
     return {
-        "subscribed": len(subscribed),
+        "subscribers": a.clients,
+        "subscribed": len(subs),
+        "connect_s": connect_s,
         "trigger": body,
         "delivered": delivered,
-        "expected": a.clients * a.messages,
+        "expected": len(subs) * a.messages,
+        "expected_all": a.clients * a.messages,
         "wall_s": wall,
         "events_per_s": delivered / wall if wall else None,
         "min_per_client": min(got) if got else 0,
         "max_per_client": max(got) if got else 0,
-        "clients_done": len(got),
-        "timed_out": len(pending),
+        "clients_done": len(got) - len(timed_out),
+        "timed_out": len(timed_out),
         "server_cpu_s": cpu,
+        "load_cpu_s_run": load_cpu,
+        "load_cpu_pct": 100 * load_cpu / wall if wall else None,
+        "load_reads": reads[0],  # recv() calls: the load generator's unit of work
+        "errors": errors,
+    }
+
+
+# -- S1 latency ----------------------------------------------------------------------------------
+SCM_TIMESTAMPNS = SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>; Python's socket module lacks them
+TS = struct.Struct("qq")
+T_KEY = b'"t":'
+
+
+async def latency(a: argparse.Namespace) -> dict:
+    """--clients subscribers on /sub; POST /start_rate/<rate>/<seconds>: the server publishes
+    ``{"i": i, "t": time.time()}`` at a fixed rate. Per delivery, two latencies: from the
+    publish stamp to the kernel's arrival stamp of the segment (SO_TIMESTAMPNS: what the
+    server and the network stack cost, without our own scheduling), and to the moment this
+    process read it (what a client that is busy with 999 others sees)."""
+    loop = asyncio.get_running_loop()
+    subs, errors, connect_s = await subscribe_all(a, "/sub")
+    open_count = [len(subs)]
+    all_done = asyncio.Event()
+    cmsg_space = socket.CMSG_SPACE(TS.size)
+
+    def finish(sub: Sub) -> None:
+        loop.remove_reader(sub.fd)
+        sub.sock.close()
+        if not sub.ended:
+            key = sub.error or "no end event"
+            errors[key] = errors.get(key, 0) + 1
+        open_count[0] -= 1
+        if open_count[0] == 0:
+            all_done.set()
+
+    def feed(sub: Sub, d: bytes, arrival: float, now: float) -> None:
+        if sub.dechunk is not None:
+            d = sub.dechunk.feed(d)
+        text = sub.text + d
+        cut = text.rfind(b"\n")
+        if cut < 0:
+            sub.text = text
+            return
+        sub.text = text[cut + 1 :]
+        for line in text[:cut].split(b"\n"):  # whole lines only ("\r\n" or "\n" endings)
+            k = line.find(T_KEY)
+            if k >= 0 and line.startswith(b"data:"):
+                j = e = k + len(T_KEY)
+                while e < len(line) and line[e] in b" 0123456789.eE+-":
+                    e += 1
+                t = float(line[j:e])
+                sub.arrival.append((arrival - t) * 1000)
+                sub.read.append((now - t) * 1000)
+                sub.n += 1
+            elif line.startswith(END):
+                sub.ended = True
+
+    def on_read(sub: Sub) -> None:
+        try:
+            d, anc, _flags, _addr = sub.sock.recvmsg(1 << 16, cmsg_space)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            sub.error = err_name(exc)
+            d, anc = b"", []
+        now = time.time()
+        if d:
+            arrival = now
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(data) >= TS.size:
+                    sec, nsec = TS.unpack_from(data)
+                    arrival = sec + nsec * 1e-9
+            feed(sub, d, arrival, now)
+        if not d or sub.ended:
+            finish(sub)
+
+    for sub, rest in subs:
+        sub.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        if rest:
+            feed(sub, rest, time.time(), time.time())
+        loop.add_reader(sub.fd, on_read, sub)
+    if not subs:
+        all_done.set()
+    await asyncio.sleep(0.5)
+    cpu0, lcpu0 = proc_cpu(a.server_pid), cpu_self()
+    t0 = time.perf_counter()
+    answer = await post(a.port, f"/start_rate/{a.rate}/{a.seconds}", a.timeout)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(all_done.wait(), a.seconds + a.timeout)
+    wall = time.perf_counter() - t0
+    cpu, load_cpu = proc_cpu(a.server_pid) - cpu0, cpu_self() - lcpu0
+    timed_out = [sub for sub, _ in subs if sub.sock.fileno() >= 0]
+    for sub in timed_out:
+        loop.remove_reader(sub.fd)
+        sub.sock.close()
+    arrival = sorted(x for sub, _ in subs for x in sub.arrival)
+    read = sorted(x for sub, _ in subs for x in sub.read)
+    got = [sub.n for sub, _ in subs]
+    per_message = a.rate * a.seconds
+    body = answer.partition(b"\r\n\r\n")[2][:200].decode(errors="replace")
+    return {
+        "subscribers": a.clients,
+        "subscribed": len(subs),
+        "connect_s": connect_s,
+        "trigger": body,
+        "rate": a.rate,
+        "seconds": a.seconds,
+        "delivered": len(read),
+        "expected": len(subs) * per_message,
+        "expected_all": a.clients * per_message,
+        "events_per_s": len(read) / wall if wall else None,
+        "min_per_client": min(got) if got else 0,
+        "max_per_client": max(got) if got else 0,
+        "wall_s": wall,
+        "timed_out": len(timed_out),
+        "p50_ms": pct(read, 0.50),
+        "p99_ms": pct(read, 0.99),
+        "p999_ms": pct(read, 0.999),
+        "max_ms": read[-1] if read else None,
+        "arrival_p50_ms": pct(arrival, 0.50),
+        "arrival_p99_ms": pct(arrival, 0.99),
+        "arrival_max_ms": arrival[-1] if arrival else None,
+        "server_cpu_s": cpu,
+        "server_cpu_pct": 100 * cpu / wall if wall else None,
+        "load_cpu_s_run": load_cpu,
+        "load_cpu_pct": 100 * load_cpu / wall if wall else None,
         "errors": errors,
     }
 
@@ -216,7 +511,7 @@ async def idle(a: argparse.Namespace) -> dict:
                         raise RuntimeError("closed before the first event")
                     buf += d
             conns.append(w)
-        except (OSError, asyncio.TimeoutError, RuntimeError, asyncio.IncompleteReadError) as exc:
+        except (TimeoutError, OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
             errors[err_name(exc)] = errors.get(err_name(exc), 0) + 1
 
     base_n = min(200, a.clients)
@@ -244,25 +539,34 @@ async def idle(a: argparse.Namespace) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["fanout", "stream", "idle"])
+    p.add_argument("mode", choices=["fanout", "latency", "stream", "idle"])
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--server-pid", type=int, required=True)
     p.add_argument("--clients", type=int, default=1000)
     p.add_argument("--messages", type=int, default=2000, help="fanout: M; stream: expected events")
+    p.add_argument("--rate", type=int, default=5, help="latency: messages per second")
+    p.add_argument("--seconds", type=int, default=10, help="latency: seconds of publishing")
+    p.add_argument("--batch", type=int, default=500, help="fanout/latency: connections opened at once")
+    p.add_argument("--poll-ms", type=float, default=1.0, help="fanout: pause between epoll sweeps")
     p.add_argument("--path", default="/idle")
     p.add_argument("--first-event", action="store_true", help="idle: wait for one event per stream")
     p.add_argument("--timeout", type=float, default=120.0)
     a = p.parse_args()
-    if not (1 <= a.clients <= 10000 and 0 < a.timeout <= 300):
-        p.error("bounded: --clients 1..10000, --timeout <= 300")
-    raise_nofile()
+    if not (1 <= a.clients <= 10000 and 0 < a.timeout <= 300 and 1 <= a.batch <= 2000):
+        p.error("bounded: --clients 1..10000, --timeout <= 300, --batch 1..2000")
+    if not (1 <= a.rate <= 1000 and 1 <= a.seconds <= 120):
+        p.error("bounded: --rate 1..1000, --seconds 1..120")
+    nofile = raise_nofile()
+    if nofile < a.clients + 64:
+        p.error(f"RLIMIT_NOFILE is {nofile}: too low for {a.clients} connections")
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    result = asyncio.run({"fanout": fanout, "stream": stream, "idle": idle}[a.mode](a))
+    modes = {"fanout": fanout, "latency": latency, "stream": stream, "idle": idle}
+    result = asyncio.run(modes[a.mode](a))
     print(json.dumps(result))
     return 0
 

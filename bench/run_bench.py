@@ -5,12 +5,20 @@ Scenarios:
                 (sync / inline / async handlers), a hand-written ASGI app on the same uvicorn
                 (the floor), a hand-written RSGI app on granian, Starlette, FastAPI, aiohttp
                 and Flask on gunicorn.
-  sync-clients  S3: N clients (default 1000) open the seed-style SSE route at once (a plain
-                generator: 10 x yield + time.sleep(1)); how many got all 10 events within
-                15 s, and how long until all finished (given up at 30 s).
+  sync-clients  S3: N clients (default 1000) open the seed-style SSE route (a plain
+                generator: 10 x yield + time.sleep(1)), in batches of --batch connections;
+                how many got all 10 events within 15 s, and how long until all finished
+                (given up at 30 s). --clients 5000 is the large size.
   fanout        S1: N subscribers (default 1000, --clients) on /sub, then POST /start/<M>
                 (--messages, default 2000) publishes M small JSON messages + an ``end`` event;
-                deliveries/s, min/max per client (losses), server CPU.
+                deliveries/s, min/max per client (losses), server and load-generator CPU.
+  fanout-10k    S1 at 10,000 subscribers (--clients overrides) x 200 messages (--messages
+                overrides), connections opened --batch at a time within --give-up seconds.
+  latency       S1 latency: N subscribers (default 1000) on /sub, then POST
+                /start_rate/<R>/<S>: the server publishes --rate messages a second (default 5,
+                i.e. 5,000 deliveries/s to 1000 subscribers) for --seconds (default 10), each
+                stamped with time.time(); p50/p99/max of (receipt - publish stamp) over every
+                delivery, at read time and at kernel arrival (SO_TIMESTAMPNS).
   stream        S2: one client, one stream of --stream-events (200,000) small JSON events from
                 an async generator: events/s; plus lone-event latency (50 events 20 ms apart).
   idle          S4: N idle streams (default 5000, --clients): server RSS growth per stream.
@@ -111,6 +119,14 @@ ASYNC_SERVERS = [
     Server("sse-starlette", "sse_starlette_async.py", {}, "EventSourceResponse(async gen), uvicorn"),
     Server("aiohttp-sse", "aiohttp_sse_async.py", {}, "sse_response + resp.send, uvloop"),
 ]
+# S1 only (fanout, fanout-10k, latency): what is left without any framework.
+FLOOR_SSE = Server(
+    "raw asyncio (floor)",
+    "raw_asyncio_sse.py",
+    {},
+    "floor: hand-written asyncio Protocol on uvloop, frame once, transport.write per subscriber",
+)
+S1_SERVERS = [*ASYNC_SERVERS, FLOOR_SSE]
 IDLE_SERVERS = [
     ASYNC_SERVERS[0],
     Server(
@@ -344,7 +360,11 @@ def bench_json_once(args: argparse.Namespace, server: Server, log_dir: Path, tag
 
 # -- S3 ------------------------------------------------------------------------------------------
 def bench_sse_once(args: argparse.Namespace, server: Server, log_dir: Path, tag: str) -> dict[str, Any]:
-    env = {"BENCH_SSE_EVENTS": str(args.events), "BENCH_SSE_INTERVAL": str(args.interval)}
+    env = {
+        "BENCH_SSE_EVENTS": str(args.events),
+        "BENCH_SSE_INTERVAL": str(args.interval),
+        "BENCH_SSE_CLIENTS": str(args.clients),
+    }
     running = Running(server, env, args.server_cpu, log_dir, tag)
     try:
         why = running.wait_ready()
@@ -374,6 +394,8 @@ def bench_sse_once(args: argparse.Namespace, server: Server, log_dir: Path, tag:
             str(args.complete_within),
             "--give-up",
             str(args.give_up),
+            "--batch",
+            str(args.batch),
         ]
         m0, s0, t0 = machine_cpu(), tree_stats(running.pid), time.monotonic()
         sampler.start()
@@ -404,7 +426,8 @@ def bench_sse_once(args: argparse.Namespace, server: Server, log_dir: Path, tag:
 def bench_async_once(
     args: argparse.Namespace, server: Server, log_dir: Path, tag: str, mode: str
 ) -> dict[str, Any]:
-    env = {"BENCH_FANOUT_MESSAGES": str(args.messages), "BENCH_STREAM_EVENTS": str(args.stream_events)}
+    messages = args.big_messages if mode == "fanout-10k" else args.messages
+    env = {"BENCH_FANOUT_MESSAGES": str(messages), "BENCH_STREAM_EVENTS": str(args.stream_events)}
     running = Running(server, env, args.server_cpu, log_dir, tag)
     try:
         why = running.wait_ready()
@@ -414,7 +437,7 @@ def bench_async_once(
             *pin(args.load_cpu),
             sys.executable,
             str(BENCH / "loadgen_stream.py"),
-            mode,
+            "fanout" if mode == "fanout-10k" else mode,
             "--port",
             str(running.port),
             "--server-pid",
@@ -424,6 +447,20 @@ def bench_async_once(
         ]
         if mode == "fanout":
             cmd += ["--clients", str(args.subscribers), "--messages", str(args.messages)]
+            cmd += ["--batch", str(args.batch)]
+        elif mode == "fanout-10k":
+            cmd += ["--clients", str(args.big_subscribers), "--messages", str(args.big_messages)]
+            cmd += ["--batch", str(args.batch)]
+        elif mode == "latency":
+            cmd += [
+                "--clients",
+                str(args.subscribers),
+                "--rate",
+                str(args.rate),
+                "--seconds",
+                str(args.seconds),
+            ]
+            cmd += ["--batch", str(args.batch)]
         elif mode == "stream":
             cmd += ["--messages", str(args.stream_events)]
         else:
@@ -431,8 +468,8 @@ def bench_async_once(
             cmd += ["--first-event"] if server.first_event else []
         m0, t0 = machine_cpu(), time.monotonic()
         s0 = tree_stats(running.pid)
-        # Bounded: connecting (batches of 500) + the run itself, each capped at --give-up.
-        proc, load_cpu = run_child(cmd, timeout=3 * args.give_up + 60)
+        # Bounded: connecting (batches) + the run itself, each capped at --give-up.
+        proc, load_cpu = run_child(cmd, timeout=3 * args.give_up + args.seconds + 60)
         s1, wall, m1 = tree_stats(running.pid), time.monotonic() - t0, machine_cpu()
         if proc.returncode != 0:
             return {"failed": f"loadgen exit {proc.returncode}: {proc.stderr.strip()[-200:]}"}
@@ -445,7 +482,7 @@ def bench_async_once(
             server_threads=s1["threads"],
             **others(m0, m1, s1["cpu"] - s0["cpu"], load_cpu, wall),
         )
-        if mode == "fanout":
+        if mode in ("fanout", "fanout-10k"):
             result["server_cpu_pct"] = 100 * result["server_cpu_s"] / max(1e-9, result["wall_s"])
             result["loss"] = result["expected"] - result["delivered"]
         elif mode == "stream":
@@ -460,14 +497,30 @@ def errors_text(r: dict[str, Any]) -> str:
 
 
 def async_table(
-    mode: str, summary: dict[str, dict[str, Any]], servers: list[Server], rows: dict[str, list[dict[str, Any]]]
+    mode: str,
+    summary: dict[str, dict[str, Any]],
+    servers: list[Server],
+    rows: dict[str, list[dict[str, Any]]],
 ) -> str:
-    key = {"fanout": "events_per_s", "stream": "events_per_s", "idle": "kb_per_stream"}[mode]
+    key = {
+        "fanout": "events_per_s",
+        "fanout-10k": "events_per_s",
+        "latency": "p99_ms",
+        "stream": "events_per_s",
+    }
+    key = key.get(mode, "kb_per_stream")
     base = summary.get(BASE_ASYNC, {}).get(key)
-    if mode == "fanout":
+    if mode in ("fanout", "fanout-10k"):
         head = (
-            "| server | deliveries/s (median) | runs | vs FastAPI native | delivered / expected | min / max per client "
-            "| wall s | server CPU | other CPU | errors | what it is |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|"
+            "| server | deliveries/s (median) | runs | vs FastAPI native | subscribed (connect s) | delivered / expected "
+            "| min / max per client | wall s | server CPU | loadgen CPU | other CPU | errors | what it is |\n"
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+        )
+    elif mode == "latency":
+        head = (
+            "| server | p50 / p99 / max ms (median) | p99 runs | p99 vs FastAPI native | at kernel arrival p50 / p99 / max ms "
+            "| delivered / expected | deliveries/s | subscribed | server CPU | loadgen CPU | other CPU | errors | what it is |\n"
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
         )
     elif mode == "stream":
         head = (
@@ -483,18 +536,32 @@ def async_table(
     for server in servers:
         s = summary[server.name]
         if s["runs_ok"] == 0:
-            lines.append(f"| {server.name} | failed | {'; '.join(s['failed'])[:120]} | | | | | | {server.note} |")
+            lines.append(
+                f"| {server.name} | failed | {'; '.join(s['failed'])[:120]} | | | | | | {server.note} |"
+            )
             continue
-        spec = ".1f" if mode == "idle" else ",.0f"
+        spec = {"idle": ".1f", "latency": ".2f"}.get(mode, ",.0f")
         each = ", ".join(fmt(r.get(key), spec) if "failed" not in r else "failed" for r in rows[server.name])
         val = s[key]
         vs = f"{val / base:.2f}x" if base and val else "—"
         last = [r for r in rows[server.name] if "failed" not in r][-1]
-        if mode == "fanout":
+        if mode in ("fanout", "fanout-10k"):
             lines.append(
-                f"| {server.name} | {fmt(val)} | {each} | {vs} | {fmt(s['delivered'])} / {fmt(s['expected'])} | "
+                f"| {server.name} | {fmt(val)} | {each} | {vs} | {fmt(s['subscribed'])} / {fmt(s['subscribers'])} "
+                f"({fmt(s['connect_s'], '.1f')}) | {fmt(s['delivered'])} / {fmt(s['expected_all'])} | "
                 f"{fmt(s['min_per_client'])} / {fmt(s['max_per_client'])} | {fmt(s['wall_s'], '.2f')} | "
-                f"{fmt(s['server_cpu_pct'], '.0f')}% | {fmt(s['other_cpu_pct'], '.0f')}% | {errors_text(last)} | {server.note} |"
+                f"{fmt(s['server_cpu_pct'], '.0f')}% | {fmt(s['load_cpu_pct'], '.0f')}% | {fmt(s['other_cpu_pct'], '.0f')}% | "
+                f"{errors_text(last)} | {server.note} |"
+            )
+        elif mode == "latency":
+            ms = "{:.2f} / {:.2f} / {:.2f}"
+            lines.append(
+                f"| {server.name} | {ms.format(s['p50_ms'], s['p99_ms'], s['max_ms']) if s['max_ms'] is not None else '—'} "
+                f"| {each} | {vs} | "
+                f"{ms.format(s['arrival_p50_ms'], s['arrival_p99_ms'], s['arrival_max_ms']) if s['arrival_max_ms'] is not None else '—'} "
+                f"| {fmt(s['delivered'])} / {fmt(s['expected_all'])} | {fmt(s['events_per_s'])} | "
+                f"{fmt(s['subscribed'])} / {fmt(s['subscribers'])} | {fmt(s['server_cpu_pct'], '.0f')}% | "
+                f"{fmt(s['load_cpu_pct'], '.0f')}% | {fmt(s['other_cpu_pct'], '.0f')}% | {errors_text(last)} | {server.note} |"
             )
         elif mode == "stream":
             lines.append(
@@ -667,10 +734,20 @@ def run_scenario(
                 shown = result["failed"]
             elif "rps" in result:
                 shown = f"{result['rps']:,.0f} req/s"
+            elif result.get("p99_ms") is not None:
+                shown = (
+                    f"p50 {result['p50_ms']:.2f} / p99 {result['p99_ms']:.2f} / max {result['max_ms']:.2f} ms, "
+                    f"{result['delivered']:,} of {result['expected_all']:,} delivered"
+                )
             elif "kb_per_stream" in result:
                 shown = f"{result['streams']} streams, {fmt(result['kb_per_stream'], '.1f')} KB/stream"
             elif "events_per_s" in result:
                 shown = f"{fmt(result['events_per_s'])} events/s"
+                if "subscribed" in result:
+                    shown += (
+                        f", {result['subscribed']:,} of {result['subscribers']:,} subscribed, "
+                        f"loadgen CPU {fmt(result.get('load_cpu_pct'), '.0f')}%"
+                    )
             else:
                 shown = f"{result['completed_within']} completed"
             print(
@@ -683,7 +760,9 @@ def run_scenario(
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
-        "--scenario", choices=["json", "sync-clients", "fanout", "stream", "idle", "all"], default="all"
+        "--scenario",
+        choices=["json", "sync-clients", "fanout", "fanout-10k", "latency", "stream", "idle", "all"],
+        default="all",
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0, help="wrk seconds per run (json)")
@@ -692,7 +771,14 @@ def main() -> int:
     p.add_argument("--clients", type=int, default=1000, help="concurrent SSE clients (sync-clients)")
     p.add_argument("--events", type=int, default=10, help="events per stream (sync-clients)")
     p.add_argument("--interval", type=float, default=1.0, help="time.sleep between events (sync-clients)")
-    p.add_argument("--messages", type=int, default=2000, help="messages per subscriber (fanout)")
+    p.add_argument(
+        "--messages", type=int, default=None, help="messages per subscriber (fanout 2000, fanout-10k 200)"
+    )
+    p.add_argument("--rate", type=int, default=5, help="messages published per second (latency)")
+    p.add_argument("--seconds", type=int, default=10, help="seconds of publishing (latency)")
+    p.add_argument(
+        "--batch", type=int, default=500, help="connections opened at once (sync-clients, fanout*, latency)"
+    )
     p.add_argument("--stream-events", type=int, default=200_000, help="events in the one stream (stream)")
     p.add_argument("--complete-within", type=float, default=15.0)
     p.add_argument("--give-up", type=float, default=30.0)
@@ -707,16 +793,30 @@ def main() -> int:
     if args.smoke:
         args.runs, args.duration, args.warmup = 1, 1.0, 0.0
         args.clients, args.events, args.interval = 50, 2, 0.2
-    # --clients: S3 clients, S1 subscribers (default 1000), S4 idle streams (default 5000).
+    # --clients: S3 clients, S1 subscribers (default 1000; fanout-10k: 10000), S4 idle streams
+    # (default 5000).
     clients_given = any(a == "--clients" or a.startswith("--clients=") for a in sys.argv[1:])
     args.subscribers = args.clients
     args.idle_clients = args.clients if clients_given else 5000
+    args.big_subscribers = args.clients if clients_given else 10_000
+    args.big_messages = args.messages if args.messages is not None else 200
+    if args.messages is None:
+        args.messages = 2000
     if args.smoke:
         args.subscribers, args.idle_clients, args.messages, args.stream_events = 20, 300, 50, 2000
-    if not (1 <= args.messages <= 100_000 and 1 <= args.stream_events <= 2_000_000):
+        # the large sizes' code paths (several connection batches), at tiny sizes
+        args.big_subscribers, args.big_messages, args.batch = 300, 20, 20
+        args.seconds = 1
+    if not (
+        1 <= args.messages <= 100_000
+        and 1 <= args.big_messages <= 100_000
+        and 1 <= args.stream_events <= 2_000_000
+    ):
         p.error("bounded runs only: --messages 1..100000, --stream-events 1..2000000")
-    if args.idle_clients > 10000:
+    if args.idle_clients > 10000 or args.big_subscribers > 10000:
         p.error("bounded runs only: --clients 1..10000")
+    if not (1 <= args.rate <= 1000 and 1 <= args.seconds <= 120 and 1 <= args.batch <= 2000):
+        p.error("bounded runs only: --rate 1..1000, --seconds 1..120, --batch 1..2000")
     if not (1 <= args.runs <= 20 and 1 <= args.duration <= 120 and 0 <= args.warmup <= 30):
         p.error("bounded runs only: --runs 1..20, --duration 1..120, --warmup 0..30")
     if not (1 <= args.clients <= 10000 and args.give_up <= 300 and args.events * args.interval <= 120):
@@ -730,11 +830,16 @@ def main() -> int:
     cpus = sorted(os.sched_getaffinity(0))
     args.server_cpu, args.load_cpu = (str(cpus[0]), str(cpus[1])) if can_pin else (None, None)
 
-    # Servers and load generators inherit this: 1000 sockets need more than the usual 1024.
+    # Servers and load generators inherit this: 1000+ sockets need more than the usual 1024.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
     if soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    # Each side holds one socket per connection (10,000 for fanout-10k) plus its own files.
+    need = max(args.clients, args.idle_clients, args.big_subscribers) + 256
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < need:
+        print(f"RLIMIT_NOFILE hard limit {hard} is below the {need} files this run needs", file=sys.stderr)
+        return 2
 
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     label = "smoke" if args.smoke else args.scenario
@@ -820,6 +925,17 @@ def main() -> int:
             f"S1 fanout: {args.subscribers} subscribers x {args.messages} messages",
             f"## S1 fanout: {args.subscribers} subscribers on /sub, POST /start/{args.messages}, median of {args.runs}",
         ),
+        "fanout-10k": (
+            f"S1 fanout-10k: {args.big_subscribers} subscribers x {args.big_messages} messages",
+            f"## S1 fanout-10k: {args.big_subscribers} subscribers on /sub (opened {args.batch} at a time), "
+            f"POST /start/{args.big_messages}, median of {args.runs}",
+        ),
+        "latency": (
+            f"S1 latency: {args.subscribers} subscribers, {args.rate} messages/s for {args.seconds} s",
+            f"## S1 latency: {args.subscribers} subscribers on /sub, POST /start_rate/{args.rate}/{args.seconds} "
+            f"({args.rate * args.subscribers:,} deliveries/s for {args.seconds} s), publish stamp to receipt, "
+            f"median of {args.runs}",
+        ),
         "stream": (
             f"S2 stream: one stream of {args.stream_events} events + lone latency (50 x 20 ms)",
             f"## S2 stream: one client, {args.stream_events:,} events from an async generator; "
@@ -834,7 +950,12 @@ def main() -> int:
     for mode, (banner, heading) in async_titles.items():
         if args.scenario not in (mode, "all"):
             continue
-        servers = select(IDLE_SERVERS if mode == "idle" else ASYNC_SERVERS, args.only)
+        if mode == "idle":
+            servers = select(IDLE_SERVERS, args.only)
+        elif mode in ("fanout", "fanout-10k", "latency"):
+            servers = select(S1_SERVERS, args.only)
+        else:
+            servers = select(ASYNC_SERVERS, args.only)
         print(f"{banner}, {args.runs} run(s)")
         rows = run_scenario(
             mode, servers, lambda a, s_, d, t, m=mode: bench_async_once(a, s_, d, t, m), args, log_dir
@@ -842,7 +963,9 @@ def main() -> int:
         keys = [
             "events_per_s", "delivered", "expected", "min_per_client", "max_per_client", "wall_s", "server_cpu_s",
             "server_cpu_pct", "events", "lone_p50_ms", "lone_max_ms", "kb_per_stream", "streams", "base_rss_mb",
-            "rss_mb", "server_threads", "load_cpu_s", "other_cpu_pct", "steal_pct",
+            "rss_mb", "server_threads", "load_cpu_s", "other_cpu_pct", "steal_pct", "subscribers", "subscribed",
+            "connect_s", "expected_all", "load_cpu_pct", "load_cpu_s_run", "p50_ms", "p99_ms", "p999_ms", "max_ms",
+            "arrival_p50_ms", "arrival_p99_ms", "arrival_max_ms",
         ]  # fmt: skip
         summary = summarize(rows, keys)
         report[mode] = {"runs": rows, "median": summary}
@@ -850,7 +973,7 @@ def main() -> int:
         for name, s in summary.items():
             ok = [r for r in rows[name] if "failed" not in r]
             bad = s["runs_ok"] == 0
-            if mode == "fanout":
+            if mode in ("fanout", "fanout-10k", "latency"):
                 bad = bad or not s["delivered"]
             elif mode == "stream":
                 bad = bad or not s["events"] or not any(r.get("lone_events") for r in ok)

@@ -6,11 +6,12 @@ binds 127.0.0.1 only.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 HOST = "127.0.0.1"
 PAYLOAD = {"hello": "world", "n": 1}
@@ -53,3 +54,24 @@ def fanout_messages() -> int:
 def stream_events() -> int:
     """S2: events in the single /stream response."""
     return int(os.environ.get("BENCH_STREAM_EVENTS", "200000"))
+
+
+MAX_RATE, MAX_SECONDS = 10_000, 120  # /start_rate bounds: no endpoint publishes forever
+
+
+async def paced(rate: int, seconds: int) -> AsyncIterator[int]:
+    """S1 latency: yield 0 .. rate*seconds-1, message i at start + i/rate on the loop's clock
+    (an absolute schedule: a late message does not push the later ones back)."""
+    rate, seconds = max(1, min(rate, MAX_RATE)), max(1, min(seconds, MAX_SECONDS))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    for i in range(rate * seconds):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        yield i
+
+
+def sse_clients() -> int:
+    """S3: how many clients the run opens (Flask sizes its thread pool with it)."""
+    return int(os.environ.get("BENCH_SSE_CLIENTS", "1000"))

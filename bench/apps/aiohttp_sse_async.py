@@ -8,7 +8,7 @@ import json
 import time
 
 import uvloop
-from _common import BACKLOG, HOST, port, stream_events
+from _common import BACKLOG, HOST, paced, port, stream_events
 from aiohttp import web
 from aiohttp_sse import sse_response
 
@@ -50,6 +50,24 @@ async def start(request):
     return web.json_response({"ok": True, "subscribers": len(subscribers)})
 
 
+async def start_rate(request):
+    """S1 latency: ``rate`` messages a second for ``seconds`` s, each stamped when published."""
+    rate, seconds = int(request.match_info["rate"]), int(request.match_info["seconds"])
+
+    async def publish():
+        async for i in paced(rate, seconds):
+            msg = (json.dumps({"i": i, "t": time.time()}), None)
+            for q in tuple(subscribers):
+                q.put_nowait(msg)
+        for q in tuple(subscribers):
+            q.put_nowait(("END", "end"))
+
+    task = asyncio.create_task(publish())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return web.json_response({"ok": True, "subscribers": len(subscribers)})
+
+
 async def stream(request):
     async with sse_response(request) as resp:
         for i in range(stream_events()):
@@ -75,6 +93,7 @@ async def idle(request):
 app = web.Application()
 app.router.add_get("/sub", sub)
 app.router.add_post("/start/{n}", start)
+app.router.add_post("/start_rate/{rate}/{seconds}", start_rate)
 app.router.add_get("/stream", stream)
 app.router.add_get("/lone", lone)
 app.router.add_get("/idle", idle)

@@ -8,7 +8,7 @@ import asyncio
 import json
 import time
 
-from _common import stream_events
+from _common import paced, stream_events
 from _uvicorn import run
 from fastapi import FastAPI, Request
 
@@ -117,6 +117,24 @@ async def start(n: int):
                 q.put_nowait(msg)
             if i % 4 == 0:
                 await asyncio.sleep(0)
+        for q in tuple(subscribers):
+            q.put_nowait(_END)
+
+    task = asyncio.create_task(publish())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return {"ok": True, "subscribers": len(subscribers), "native_sse": NATIVE}
+
+
+@app.post("/start_rate/{rate}/{seconds}")
+async def start_rate(rate: int, seconds: int):
+    """S1 latency: ``rate`` messages a second for ``seconds`` s, each stamped when published."""
+
+    async def publish():
+        async for i in paced(rate, seconds):
+            msg = (json.dumps({"i": i, "t": time.time()}), None)
+            for q in tuple(subscribers):
+                q.put_nowait(msg)
         for q in tuple(subscribers):
             q.put_nowait(_END)
 

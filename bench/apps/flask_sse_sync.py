@@ -1,7 +1,8 @@
 """Flask streaming Response (text/event-stream) over the same blocking sync generator, on
-gunicorn gthread with 1 worker and 1000 threads: one thread per open stream."""
+gunicorn gthread with 1 worker and max(1000, clients of the run) threads: one thread per open
+stream (BENCH_SSE_CLIENTS, set by run_bench.py)."""
 
-from _common import progress_frames
+from _common import progress_frames, sse_clients
 from _gunicorn import run
 from flask import Flask, Response
 
@@ -14,4 +15,5 @@ def progress_stream(session_id):
 
 
 if __name__ == "__main__":
-    run(app, threads=1000, worker_connections=2000)
+    threads = max(1000, sse_clients())
+    run(app, threads=threads, worker_connections=2 * threads)

@@ -3,6 +3,8 @@
 /sub         broadcast fast path: ``return app.broadcast.subscribe("bench")``
 POST /start/<M>  publishes M small dicts with ``await app.broadcast.apublish`` (sleep(0) every
              4 messages), then one ``event: end``
+POST /start_rate/<R>/<S>  S1 latency: R messages per second for S seconds, each
+             ``{"i": i, "t": time.time()}`` stamped when it is published, then ``event: end``
 /stream      @app.sse async generator yielding BENCH_STREAM_EVENTS dicts
 /lone        one ``{"t": time.time()}`` every 20 ms, 50 times
 /idle        one event, then ``await asyncio.sleep(3600)``
@@ -11,7 +13,7 @@ POST /start/<M>  publishes M small dicts with ``await app.broadcast.apublish`` (
 import asyncio
 import time
 
-from _common import HOST, fanout_messages, port, stream_events
+from _common import HOST, fanout_messages, paced, port, stream_events
 from rat_engine import RatApp
 
 app = RatApp(
@@ -35,6 +37,19 @@ async def start(request_data, n):
             await app.broadcast.apublish("bench", {"i": i})
             if i % 4 == 0:
                 await asyncio.sleep(0)
+        await app.broadcast.apublish("bench", "END", event="end")
+
+    task = asyncio.get_running_loop().create_task(run())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+    return {"ok": True, "subscribers": app.broadcast.stats()["subscribers"]}
+
+
+@app.json("/start_rate/<int:rate>/<int:seconds>", methods=["POST"])
+async def start_rate(request_data, rate, seconds):
+    async def run():
+        async for i in paced(rate, seconds):
+            await app.broadcast.apublish("bench", {"i": i, "t": time.time()})
         await app.broadcast.apublish("bench", "END", event="end")
 
     task = asyncio.get_running_loop().create_task(run())
