@@ -501,6 +501,12 @@ class Exchange:
             parts.append(b"transfer-encoding: chunked\r\n")
         parts.append(b"\r\n")
         head = b"".join(parts)
+        conn = self.conn
+        if self.chunked and conn.waiting is None and conn.timer is not None:
+            # A stream: nothing times out while it runs, and the lazy timer (~550 bytes) would
+            # otherwise stay allocated until it fires.
+            conn.timer.cancel()
+            conn.timer = None
         if length is not None and length > 0 and not self.head_only:
             self.pending_head = head  # PERF: sent with the first body bytes, in one write
         else:
