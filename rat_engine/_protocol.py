@@ -421,6 +421,21 @@ class Exchange:
             except Exception:
                 logger.exception("disconnect callback failed")
 
+    def write_nowait(self, body: bytes) -> bool:
+        """Send ``body`` as one chunk of a started chunked response, now, if the socket takes it
+        without waiting; False (nothing written) otherwise, and the caller uses ``send()``."""
+        if (
+            not self.chunked
+            or not self.started
+            or self.complete
+            or self.disconnected
+            or self.head_only
+            or self.conn.write_paused
+        ):
+            return False
+        self.conn.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+        return True
+
     def abort(self) -> None:
         """Drop the connection now (``send()`` waiting on a congested socket returns)."""
         self.conn.transport.abort()

@@ -154,6 +154,7 @@ class StreamingResponse(Response):
         self._ping_due = False
         self._task: asyncio.Task[Any] | None = None
         self._abort: Callable[[], None] | None = None
+        self._exchange: Any = None  # rat_engine's server: the exchange, for _write_direct
 
     # -- hooks for subclasses ------------------------------------------------------------------
     def error_encoder(self) -> ErrorEncoder:
@@ -244,6 +245,9 @@ class StreamingResponse(Response):
             if connection is not None:  # rat_engine's own server: a callback, no watcher task
                 connection.on_disconnect(self._client_left)
                 self._abort = connection.abort
+                if isinstance(buffer, Subscription):
+                    self._exchange = connection
+                    buffer.direct = self._write_direct
             else:
                 watcher = loop.create_task(self._watch_disconnect(receive))
             self._last_write = loop.time()
@@ -267,6 +271,8 @@ class StreamingResponse(Response):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             self.stop(self.stop_reason or "finished")
+            if isinstance(buffer, Subscription):
+                buffer.direct = None
             if watcher is not None:
                 watcher.cancel()
             if self._timer is not None:
@@ -338,6 +344,20 @@ class StreamingResponse(Response):
         self.bytes_sent += len(body)
         if self.info is not None and self.context.manager is not None:
             self.context.manager.record(self.info, events, len(body))
+
+    def _write_direct(self, chunk: bytes) -> bool:
+        """A broadcast frame written by the publisher itself while this writer is parked."""
+        if self.stop_reason is not None or self._sending_since is not None:
+            return False
+        if not self._exchange.write_nowait(chunk):
+            return False
+        loop = self._loop
+        assert loop is not None
+        self._last_write = loop.time()
+        self.bytes_sent += len(chunk)
+        if self.info is not None and self.context.manager is not None:
+            self.context.manager.record(self.info, 1, len(chunk))
+        return True
 
     def _client_left(self) -> None:
         self.stop("client")

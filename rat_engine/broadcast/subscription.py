@@ -69,6 +69,9 @@ class Subscription:
         self._replaying = True
         self._pending: list[Message] = []
         self._last_key: tuple[int, ...] | None = None
+        #: Set by the stream writing this subscription on rat_engine's own server: writes a frame
+        #: straight to the socket, or returns False (then it is queued as usual).
+        self.direct: Callable[[bytes], bool] | None = None
         # StreamBuffer interface (used by the stream writer on the fast path)
         self.closed = False
         self.finished = False
@@ -132,6 +135,20 @@ class Subscription:
         if self._last_key is not None and key <= self._last_key:
             return
         self._last_key = key
+        # PERF: the writer is parked with nothing queued: hand it the frame now instead of
+        # queueing it and waking a task (one task step per subscriber per message; this is
+        # what kept the S1 p99 above 15 ms at 1,000 subscribers). Order is kept: only an empty
+        # queue, and a woken writer (no waiter) always takes the queue path.
+        if (
+            self.direct is not None
+            and self._waiter is not None
+            and not replay
+            and not self._items
+            and not self.closed
+            and not self.finished
+            and self.direct(message.frame)
+        ):
+            return
         with self._lock:
             if self.closed or self.finished:
                 return  # a "disconnect" subscription that overflowed takes nothing more

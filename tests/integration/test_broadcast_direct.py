@@ -1,0 +1,169 @@
+"""The broadcast write-through path on rat_engine's own server.
+
+A subscription stream whose writer is parked with nothing queued gets each published frame
+written by the publisher itself (no task wake-up per subscriber). These pin what must not
+change when that happens: order, completeness, the per-stream counters, pings between events,
+and the fallback to the queue when a client stops reading.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from conftest import run_live
+
+from rat_engine import RatApp
+from rat_engine.testing import SSEParser
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def make_app() -> RatApp:
+    app = RatApp(name="direct", sse_ping_interval=0.3, broadcast_max_backlog=100_000)
+
+    @app.sse("/sub")
+    def sub(request_data: Any) -> Any:
+        return app.broadcast.subscribe("c")
+
+    @app.json("/publish/<int:n>/<int:every>", methods=["POST"])
+    async def publish(request_data: Any, n: int, every: int) -> Any:
+        pad = "x" * int(request_data["query_params"].get("pad", "0"))
+        for i in range(n):
+            await app.broadcast.apublish("c", {"i": i, "pad": pad})
+            if i % every == 0:
+                await asyncio.sleep(0)  # the writers park again: the next frame goes direct
+        return {"subscribers": app.broadcast.stats()["subscribers"]}
+
+    @app.json("/stats")
+    def stats(request_data: Any) -> Any:
+        return {
+            "events": [info.events_sent for info in app.connections.streams()],
+            "bytes": [info.bytes_sent for info in app.connections.streams()],
+        }
+
+    return app
+
+
+class Reader(threading.Thread):
+    """Reads one /sub stream with httpx, parsing events and counting ping comments."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.events: list[Any] = []
+        self.raw_bytes = 0
+        self.pings = 0
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        parser = SSEParser()
+        with httpx.stream("GET", self.url + "/sub", timeout=30) as response:
+            self.ready.set()
+            for text in response.iter_text():
+                self.raw_bytes += len(text.encode())
+                self.pings += text.count(": ping")
+                self.events.extend(parser.feed(text))
+                if self.stop.is_set():
+                    return
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize("every", [1, 7, 1000], ids=["parked-each-time", "small-bursts", "one-burst"])
+def test_every_subscriber_gets_every_frame_in_order_with_counters(every: int) -> None:
+    app = make_app()
+    with run_live(app) as server:
+        readers = [Reader(server.url) for _ in range(20)]
+        for reader in readers:
+            reader.start()
+            assert reader.ready.wait(10)
+        wait_for(lambda: httpx.get(server.url + "/stats").json()["events"] == [0] * 20, 10, "20 streams")
+        answer = httpx.post(f"{server.url}/publish/500/{every}", timeout=30).json()
+        assert answer == {"subscribers": 20}
+        wait_for(lambda: all(len(r.events) >= 500 for r in readers), 20, "500 events each")
+        time.sleep(0.7)  # two ping intervals of silence after the burst
+        stats = httpx.get(server.url + "/stats").json()
+        for reader in readers:
+            reader.stop.set()
+        for reader in readers:
+            assert [json.loads(e.data)["i"] for e in reader.events] == list(range(500))
+            ids = [int(e.id) for e in reader.events]
+            assert ids == sorted(ids) and len(set(ids)) == 500
+            assert reader.pings >= 1, "pings must still come when the stream is idle"
+        assert stats["events"] == [500] * 20  # the direct writes are counted like queued ones
+        # bytes_sent is the payload without chunk framing: what the clients decoded
+        assert sorted(stats["bytes"]) == sorted(r.raw_bytes for r in readers)
+
+
+def test_a_client_that_stops_reading_falls_back_to_the_queue_and_loses_nothing() -> None:
+    app = make_app()
+    with run_live(app) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        stalled = socket.socket()
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connect: small window
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /sub HTTP/1.1\r\nHost: t\r\n\r\n")
+        reader = Reader(server.url)
+        reader.start()
+        assert reader.ready.wait(10)
+        wait_for(lambda: len(httpx.get(server.url + "/stats").json()["events"]) == 2, 10, "2 streams")
+        # 12 MB per subscriber: far past what the stalled socket's buffers take, so its frames
+        # must go through the queue (and its backlog) while the reading client stays direct.
+        for _ in range(4):
+            httpx.post(f"{server.url}/publish/1000/1?pad=3000", timeout=30)
+        wait_for(lambda: len(reader.events) >= 4000, 30, "4000 events for the reading client")
+        expected = [i for _ in range(4) for i in range(1000)]
+        assert [json.loads(e.data)["i"] for e in reader.events] == expected
+        held_back = min(httpx.get(server.url + "/stats").json()["events"])
+        assert held_back < 4000, "the stalled stream was written without back-pressure"
+        # Now drain the stalled client: everything arrives, in order, nothing dropped.
+        stalled.settimeout(10)
+        parser = SSEParser()
+        received: list[Any] = []
+        buffer = b""
+        deadline = time.monotonic() + 30
+        while len(received) < 4000 and time.monotonic() < deadline:
+            chunk = stalled.recv(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            text, _, buffer = _dechunk(buffer)
+            received.extend(parser.feed(text))
+        stalled.close()
+        reader.stop.set()
+        assert [json.loads(e.data)["i"] for e in received] == expected
+
+
+def _dechunk(data: bytes) -> tuple[str, bool, bytes]:
+    """Strip the response head and chunk framing from what is complete in ``data``."""
+    out = bytearray()
+    if data.startswith(b"HTTP/1.1"):
+        head_end = data.find(b"\r\n\r\n")
+        if head_end < 0:
+            return "", False, data
+        data = data[head_end + 4 :]
+    while True:
+        line_end = data.find(b"\r\n")
+        if line_end < 0:
+            break
+        size = int(data[:line_end], 16)
+        if len(data) < line_end + 2 + size + 2:
+            break
+        out += data[line_end + 2 : line_end + 2 + size]
+        data = data[line_end + 2 + size + 2 :]
+        if size == 0:
+            break
+    return out.decode(), True, data
