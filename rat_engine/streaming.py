@@ -22,9 +22,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _json
+from . import _json, _stepping
 from .broadcast.subscription import Subscription
-from .pumps import ChunkEncoder, ErrorEncoder, StreamBuffer, TaskPump, ThreadPump
+from .pumps import (
+    ChunkEncoder,
+    ErrorEncoder,
+    StreamBuffer,
+    TaskPump,
+    ThreadPump,
+    _close_async,
+    _encode_or_error,
+)
 from .responses import Response
 
 if TYPE_CHECKING:
@@ -155,6 +163,8 @@ class StreamingResponse(Response):
         self._task: asyncio.Task[Any] | None = None
         self._abort: Callable[[], None] | None = None
         self._exchange: Any = None  # rat_engine's server: the exchange, for _write_direct
+        self._in_generator = False  # _step_loop is awaiting inside the generator
+        self._stop_cancels = 0  # cancellations stop() asked for (to uncancel, not propagate)
 
     # -- hooks for subclasses ------------------------------------------------------------------
     def error_encoder(self) -> ErrorEncoder:
@@ -173,6 +183,11 @@ class StreamingResponse(Response):
             self.context.disconnected.set()
         if self._pump is not None:
             self._pump.stop()
+        elif self._in_generator and self._task is not None:
+            # The writer is awaiting inside the generator (_step_loop): cancel it there, so the
+            # generator's finally runs now, as a pump task's would.
+            self._stop_cancels += 1
+            self._task.cancel()
         self._wake()
 
     async def wait_closed(self, timeout: float) -> bool:
@@ -219,7 +234,10 @@ class StreamingResponse(Response):
         ctx = self.context
         settings = ctx.settings
         kind = source_kind(self.content)
-        buffer: StreamBuffer | Subscription
+        exchange = scope.get("rat.exchange")  # set by rat_engine's own server (_protocol.py)
+        # An async generator on our server is stepped by this task itself (_stepping.py).
+        inline = exchange is not None and kind == "task"
+        buffer: StreamBuffer | Subscription | None
         if isinstance(self.content, Subscription):
             subscription = buffer = self.content
             try:
@@ -230,6 +248,8 @@ class StreamingResponse(Response):
                 await Response(b"broadcast unavailable", 503, {"retry-after": "2"})(scope, receive, send)
                 self._mark_closed()
                 return
+        elif inline:
+            buffer = None
         else:
             buffer = StreamBuffer(loop, settings.buffer_size)
         if ctx.manager is not None:
@@ -240,13 +260,13 @@ class StreamingResponse(Response):
             preamble = self.preamble()
             if preamble:
                 await self._write(send, preamble, 0)
-            self._pump = self._start_pump(kind, buffer)
-            connection = scope.get("rat.exchange")
-            if connection is not None:  # rat_engine's own server: a callback, no watcher task
-                connection.on_disconnect(self._client_left)
-                self._abort = connection.abort
+            if buffer is not None:
+                self._pump = self._start_pump(kind, buffer)
+            if exchange is not None:  # rat_engine's own server: a callback, no watcher task
+                exchange.on_disconnect(self._client_left)
+                self._abort = exchange.abort
+                self._exchange = exchange
                 if isinstance(buffer, Subscription):
-                    self._exchange = connection
                     buffer.direct = self._write_direct
             else:
                 watcher = loop.create_task(self._watch_disconnect(receive))
@@ -254,10 +274,14 @@ class StreamingResponse(Response):
             self._schedule_timer(settings)
             if settings.max_duration:
                 loop.call_later(settings.max_duration, self.stop, "max_duration")
-            if self._abort is None:  # plain ASGI: send_timeout must cancel this task
+            if self._abort is None or inline:  # cancelled by send_timeout / by stop()
                 self._task = asyncio.current_task()
             try:
-                await self._write_loop(send, buffer)
+                if buffer is None:
+                    failed = await self._step_loop(send, self.content)
+                else:
+                    await self._write_loop(send, buffer)
+                    failed = buffer.failed
             except asyncio.CancelledError:
                 if self.stop_reason != "send_timeout" or self._task is None:
                     raise
@@ -266,7 +290,7 @@ class StreamingResponse(Response):
                 return
             if self.stop_reason == "shutdown" and ctx.shutdown_frame:
                 await self._write(send, ctx.shutdown_frame, 0)
-            cut_short = buffer.failed or self.stop_reason in ("shutdown", "max_duration")
+            cut_short = failed or self.stop_reason in ("shutdown", "max_duration")
             if self.stop_reason != "client" and (self.ends_cleanly or not cut_short):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
@@ -328,6 +352,74 @@ class StreamingResponse(Response):
                 buffer.disarm()
             self._waiter = None
 
+    async def _step_loop(self, send: Any, iterator: Any) -> bool:
+        """Pull items from an async iterator in this task, coalescing what comes without
+        waiting into one write. Returns True when the generator failed (error event sent)."""
+        encode, on_error = self.encoder, self.error_encoder()
+        limit = self.context.settings.buffer_size
+        batch: list[bytes] = []
+        failed = False
+        step: _stepping.Step | None = None  # the generator's step, while it waits
+        try:
+            while self.stop_reason is None:
+                try:
+                    item, step = _stepping.start_next(iterator)
+                    if step is not None:  # it waits: what it made so far goes out first
+                        if batch:
+                            await self._write(send, b"".join(batch), len(batch))
+                            batch = []
+                        if self._ping_due:
+                            self._ping_due = False
+                            await self._write(send, b": ping\n\n", 0)
+                        if self.stop_reason is not None:
+                            break  # the finally below cancels the step where it waits
+                        self._in_generator = True
+                        try:
+                            item = await _stepping.finish(step)
+                        finally:
+                            # However finish() ended, the step is over: an item, the end, or
+                            # an exception the generator raised (or let through).
+                            self._in_generator = False
+                            step = None
+                except StopAsyncIteration:
+                    break
+                except asyncio.CancelledError:
+                    if not self._uncancel_own():
+                        raise  # not ours: the server is cancelling this request
+                    break
+                except Exception as exc:
+                    logger.error("stream generator raised", exc_info=exc)
+                    last = on_error(exc)
+                    if last is not None:
+                        batch.append(last)
+                    failed = True
+                    break
+                chunk = _encode_or_error(encode, on_error, item)
+                if chunk is not None:
+                    batch.append(chunk)
+                    if len(batch) >= limit:
+                        await self._write(send, b"".join(batch), len(batch))
+                        batch = []
+            if batch and self.stop_reason is None:
+                await self._write(send, b"".join(batch), len(batch))
+        finally:
+            if step is not None:
+                await _stepping.abandon(step)
+            await _close_async(iterator)
+            self._uncancel_own()
+        return failed
+
+    def _uncancel_own(self) -> bool:
+        """Take back the cancellations stop() made; False if there were none (a real one)."""
+        task, own = self._task, self._stop_cancels
+        if not own or task is None:
+            return False
+        self._stop_cancels = 0
+        for _ in range(own):
+            if task.cancelling():
+                task.uncancel()
+        return True
+
     async def _write(self, send: Any, body: bytes, events: int) -> None:
         loop = self._loop
         assert loop is not None
@@ -345,8 +437,9 @@ class StreamingResponse(Response):
         if self.info is not None and self.context.manager is not None:
             self.context.manager.record(self.info, events, len(body))
 
-    def _write_direct(self, chunk: bytes) -> bool:
-        """A broadcast frame written by the publisher itself while this writer is parked."""
+    def _write_direct(self, chunk: bytes, events: int = 1) -> bool:
+        """Write now, bypassing the parked writer: a broadcast frame (the publisher calls this)
+        or a ping while the writer waits inside a generator. False: nothing written."""
         if self.stop_reason is not None or self._sending_since is not None:
             return False
         if not self._exchange.write_nowait(chunk):
@@ -356,7 +449,7 @@ class StreamingResponse(Response):
         self._last_write = loop.time()
         self.bytes_sent += len(chunk)
         if self.info is not None and self.context.manager is not None:
-            self.context.manager.record(self.info, 1, len(chunk))
+            self.context.manager.record(self.info, events, len(chunk))
         return True
 
     def _client_left(self) -> None:
@@ -409,9 +502,10 @@ class StreamingResponse(Response):
             return
         ping = settings.ping_interval if self.pings else 0
         if ping and since is None and now - self._last_write >= ping:
-            self._ping_due = True
             self._last_write = now  # the next ping is due one interval after this one
-            self._wake()
+            if not (self._in_generator and self._write_direct(b": ping\n\n", 0)):
+                self._ping_due = True  # the writer sends it (it is not parked in a generator)
+                self._wake()
         self._schedule_timer(settings)
 
     def _abort_stalled(self) -> None:
