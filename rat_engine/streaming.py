@@ -164,6 +164,8 @@ class StreamingResponse(Response):
         self._abort: Callable[[], None] | None = None
         self._exchange: Any = None  # rat_engine's server: the exchange, for _write_direct
         self._in_generator = False  # _step_loop is awaiting inside the generator
+        self._corked: list[bytes] | None = None  # taken by _write_direct, flushed soon
+        self._corked_events = 0
         self._stop_cancels = 0  # cancellations stop() asked for (to uncancel, not propagate)
 
     # -- hooks for subclasses ------------------------------------------------------------------
@@ -335,6 +337,8 @@ class StreamingResponse(Response):
         loop = self._loop
         assert loop is not None
         while True:
+            if self._corked:
+                await self._send_corked(send)
             chunks = buffer.take()
             if chunks:
                 body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -365,6 +369,8 @@ class StreamingResponse(Response):
                 try:
                     item, step = _stepping.start_next(iterator)
                     if step is not None:  # it waits: what it made so far goes out first
+                        if self._corked:
+                            await self._send_corked(send)
                         if batch:
                             await self._write(send, b"".join(batch), len(batch))
                             batch = []
@@ -433,24 +439,50 @@ class StreamingResponse(Response):
         finally:
             self._sending_since = None
         self._last_write = loop.time()
-        self.bytes_sent += len(body)
-        if self.info is not None and self.context.manager is not None:
-            self.context.manager.record(self.info, events, len(body))
+        self._count(events, len(body))
 
     def _write_direct(self, chunk: bytes, events: int = 1) -> bool:
-        """Write now, bypassing the parked writer: a broadcast frame (the publisher calls this)
-        or a ping while the writer waits inside a generator. False: nothing written."""
+        """Take a chunk past the parked writer: a broadcast frame (the publisher calls this) or
+        a ping while the writer waits inside a generator. False: refused, queue it instead.
+
+        PERF: what arrives in one loop iteration (a burst of publishes) is written together at
+        its end, one write per stream; a lone event still leaves within the same iteration.
+        """
         if self.stop_reason is not None or self._sending_since is not None:
             return False
-        if not self._exchange.write_nowait(chunk):
-            return False
-        loop = self._loop
-        assert loop is not None
-        self._last_write = loop.time()
-        self.bytes_sent += len(chunk)
-        if self.info is not None and self.context.manager is not None:
-            self.context.manager.record(self.info, events, len(chunk))
+        if self._corked is None:
+            self._corked = [chunk]
+            self._corked_events = events
+            assert self._loop is not None
+            self._loop.call_soon(self._flush_corked)
+        else:
+            self._corked.append(chunk)
+            self._corked_events += events
         return True
+
+    def _flush_corked(self) -> None:
+        corked = self._corked
+        if not corked:
+            return
+        body = corked[0] if len(corked) == 1 else b"".join(corked)
+        if self.stop_reason is None and self._sending_since is None and self._exchange.write_nowait(body):
+            self._corked = None
+            assert self._loop is not None
+            self._last_write = self._loop.time()
+            self._count(self._corked_events, len(body))
+        else:
+            self._wake()  # congested (or stopping): the writer sends them, with back-pressure
+
+    async def _send_corked(self, send: Any) -> None:
+        """Chunks taken by _write_direct and not yet flushed go first (they are the oldest)."""
+        corked, self._corked = self._corked, None
+        if corked:
+            await self._write(send, b"".join(corked), self._corked_events)
+
+    def _count(self, events: int, nbytes: int) -> None:
+        self.bytes_sent += nbytes
+        if self.info is not None and self.context.manager is not None:
+            self.context.manager.record(self.info, events, nbytes)
 
     def _client_left(self) -> None:
         self.stop("client")
