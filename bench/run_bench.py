@@ -109,7 +109,10 @@ SSE_SERVERS = [
         "default executor: min(32, cpu_count+4) = {executor} threads",
     ),
     Server(
-        "Flask (gunicorn gthread 1x1000)", "flask_sse_sync.py", {}, "1000 gunicorn threads, one per stream"
+        "Flask (gunicorn gthread, thread per client)",
+        "flask_sse_sync.py",
+        {},
+        "1 worker x max(1000, clients) = {threads} gunicorn threads, one per stream",
     ),
 ]
 
@@ -643,7 +646,7 @@ def sse_table(summary: dict[str, dict[str, Any]], servers: list[Server], args: a
     executor = min(32, (os.cpu_count() or 1) + 4)
     for server in servers:
         s = summary[server.name]
-        note = server.note.format(executor=executor)
+        note = server.note.format(executor=executor, threads=max(1000, args.clients))
         if s["runs_ok"] == 0:
             lines.append(
                 f"| {server.name} | failed | {'; '.join(s['failed'])[:120]} | | | | | | | | | | {note} |"
