@@ -148,6 +148,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
     firsts = [r["first_event"] for r in results if "first_event" in r]
+    connects = [r["connected"] for r in results if "connected" in r]
     dones = [r["done"] for r in complete]
     return {
         "clients": args.clients,
@@ -162,6 +163,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "gave_up": len(pending),
         "events_received": sum(r["events"] for r in results),
         "clients_with_events": len(firsts),
+        # when the TCP handshake of the p50 / last client completed (the batches' ramp)
+        "connected_p50_s": pct(connects, 0.5),
+        "connected_max_s": pct(connects, 1.0),
         "first_event_p50_s": pct(firsts, 0.5),
         "first_event_max_s": pct(firsts, 1.0),
         "done_p50_s": statistics.median(dones) if dones else None,

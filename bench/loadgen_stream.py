@@ -102,7 +102,7 @@ def err_name(exc: BaseException) -> str:
 # a callback and one recv per wake-up keep the load generator's cost per read small, which
 # matters with 10,000 subscribers).
 class Sub:
-    __slots__ = ("sock", "fd", "carry", "n", "ended", "error", "dechunk", "text", "arrival", "read")
+    __slots__ = ("sock", "fd", "carry", "n", "ended", "error", "dechunk", "text", "arrival", "read", "index")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -115,6 +115,7 @@ class Sub:
         self.text = b""
         self.arrival: list[float] = []  # latency mode: ms, kernel arrival - publish
         self.read: list[float] = []  # latency mode: ms, read by us - publish
+        self.index: list[int] = []  # latency mode: the message number of each delivery
 
 
 class Dechunk:
@@ -331,6 +332,7 @@ async def fanout(a: argparse.Namespace) -> dict:
 SCM_TIMESTAMPNS = SO_TIMESTAMPNS = 35  # <asm-generic/socket.h>; Python's socket module lacks them
 TS = struct.Struct("qq")
 T_KEY = b'"t":'
+I_KEY = b'"i":'
 
 
 async def latency(a: argparse.Namespace) -> dict:
@@ -371,6 +373,12 @@ async def latency(a: argparse.Namespace) -> dict:
                 while e < len(line) and line[e] in b" 0123456789.eE+-":
                     e += 1
                 t = float(line[j:e])
+                i = line.find(I_KEY)
+                if i >= 0:
+                    e = i = i + len(I_KEY)
+                    while e < len(line) and line[e] in b" 0123456789":
+                        e += 1
+                    sub.index.append(int(line[i:e]))
                 sub.arrival.append((arrival - t) * 1000)
                 sub.read.append((now - t) * 1000)
                 sub.n += 1
@@ -415,10 +423,19 @@ async def latency(a: argparse.Namespace) -> dict:
     for sub in timed_out:
         loop.remove_reader(sub.fd)
         sub.sock.close()
+    # Per message: the slowest and the median delivery at read time (is the tail one message,
+    # e.g. the first, or every message's last few subscribers?).
+    by_message: dict[int, list[float]] = {}
+    for sub, _ in subs:
+        for i, x in zip(sub.index, sub.read, strict=False):
+            by_message.setdefault(i, []).append(x)
+    per_message = [
+        [i, round(statistics.median(v), 2), round(max(v), 2)] for i, v in sorted(by_message.items())[:200]
+    ]
     arrival = sorted(x for sub, _ in subs for x in sub.arrival)
     read = sorted(x for sub, _ in subs for x in sub.read)
     got = [sub.n for sub, _ in subs]
-    per_message = a.rate * a.seconds
+    messages = a.rate * a.seconds
     body = answer.partition(b"\r\n\r\n")[2][:200].decode(errors="replace")
     return {
         "subscribers": a.clients,
@@ -428,20 +445,23 @@ async def latency(a: argparse.Namespace) -> dict:
         "rate": a.rate,
         "seconds": a.seconds,
         "delivered": len(read),
-        "expected": len(subs) * per_message,
-        "expected_all": a.clients * per_message,
+        "expected": len(subs) * messages,
+        "expected_all": a.clients * messages,
         "events_per_s": len(read) / wall if wall else None,
         "min_per_client": min(got) if got else 0,
         "max_per_client": max(got) if got else 0,
         "wall_s": wall,
         "timed_out": len(timed_out),
         "p50_ms": pct(read, 0.50),
+        "p90_ms": pct(read, 0.90),
+        "p95_ms": pct(read, 0.95),
         "p99_ms": pct(read, 0.99),
         "p999_ms": pct(read, 0.999),
         "max_ms": read[-1] if read else None,
         "arrival_p50_ms": pct(arrival, 0.50),
         "arrival_p99_ms": pct(arrival, 0.99),
         "arrival_max_ms": arrival[-1] if arrival else None,
+        "per_message_ms": per_message,  # [message number, median, max] at read time
         "server_cpu_s": cpu,
         "server_cpu_pct": 100 * cpu / wall if wall else None,
         "load_cpu_s_run": load_cpu,

@@ -967,7 +967,7 @@ def main() -> int:
             "events_per_s", "delivered", "expected", "min_per_client", "max_per_client", "wall_s", "server_cpu_s",
             "server_cpu_pct", "events", "lone_p50_ms", "lone_max_ms", "kb_per_stream", "streams", "base_rss_mb",
             "rss_mb", "server_threads", "load_cpu_s", "other_cpu_pct", "steal_pct", "subscribers", "subscribed",
-            "connect_s", "expected_all", "load_cpu_pct", "load_cpu_s_run", "p50_ms", "p99_ms", "p999_ms", "max_ms",
+            "connect_s", "expected_all", "load_cpu_pct", "load_cpu_s_run", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms",
             "arrival_p50_ms", "arrival_p99_ms", "arrival_max_ms",
         ]  # fmt: skip
         summary = summarize(rows, keys)
