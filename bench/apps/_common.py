@@ -61,15 +61,18 @@ MAX_RATE, MAX_SECONDS = 10_000, 120  # /start_rate bounds: no endpoint publishes
 
 async def paced(rate: int, seconds: int) -> AsyncIterator[int]:
     """S1 latency: yield 0 .. rate*seconds-1, message i at start + i/rate on the loop's clock
-    (an absolute schedule: a late message does not push the later ones back)."""
+    (an absolute schedule: a late message does not push the later ones back). Returns one
+    interval after the last message, so the caller's ``end`` event (and the teardown of every
+    stream it causes) does not land on the last measured message."""
     rate, seconds = max(1, min(rate, MAX_RATE)), max(1, min(seconds, MAX_SECONDS))
     loop = asyncio.get_running_loop()
     start = loop.time()
-    for i in range(rate * seconds):
+    for i in range(rate * seconds + 1):
         delay = start + i / rate - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        yield i
+        if i < rate * seconds:
+            yield i
 
 
 def sse_clients() -> int:
