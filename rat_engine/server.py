@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -64,6 +65,15 @@ class RatServer(uvicorn.Server):
         app = _find_rat_app(getattr(self.config, "loaded_app", None))
         if loop is not None and app is not None and not loop.is_closed():
             loop.call_soon_threadsafe(app.begin_shutdown)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Everything loaded so far (modules, routes, the app) lives as long as the process:
+        # move it out of the collector's sight. A full collection then walks only what requests
+        # and streams created, which shortened the one pause that set the S1 latency p99
+        # (docs/BENCHMARKS.md), and forked workers keep sharing those pages (copy-on-write).
+        gc.collect()
+        gc.freeze()
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._rat_loop = asyncio.get_running_loop()
