@@ -1,0 +1,256 @@
+"""One HTTP/1.1 request and its response on rat_engine's protocol: the ASGI ``receive`` and
+``send`` an application gets, and ``scope["rat.exchange"]`` for rat_engine's own streams.
+
+``send()`` waits while the socket is congested (the bound on every per-stream buffer); a
+fixed-length response is held until its first body bytes so head and body leave in one write;
+``write_nowait()`` lets a stream hand over a chunk without a task switch when the socket takes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import logging
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._protocol import RatHttpProtocol
+
+__all__ = ["Exchange", "plain_response"]
+
+logger = logging.getLogger("rat_engine.server")
+
+_BAD_NAME = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\\[\]={} \t\\"]').search
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+
+
+def _status_line(code: int) -> bytes:
+    try:
+        phrase = http.HTTPStatus(code).phrase.encode()
+    except ValueError:
+        phrase = b""
+    return b"HTTP/1.1 %d %s\r\n" % (code, phrase)
+
+
+_STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
+_DISCONNECT = {"type": "http.disconnect"}
+
+
+def plain_response(status: int, text: str) -> bytes:
+    body = text.encode()
+    return _STATUS_LINES[status] + (
+        b"content-type: text/plain; charset=utf-8\r\nconnection: close\r\ncontent-length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+
+
+class Exchange:
+    """One request and its response: the ``receive`` and ``send`` the application gets, and
+    ``scope["rat.exchange"]``."""
+
+    __slots__ = (
+        "conn", "scope", "keep_alive", "waiting_continue", "body", "more_body", "delivered",
+        "waiter", "disconnected", "on_lost", "started", "complete", "chunked", "remaining",
+        "head_only", "pending_head",
+    )  # fmt: skip
+
+    def __init__(self, conn: RatHttpProtocol, scope: dict[str, Any], keep_alive: bool, expect: bool) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.keep_alive = keep_alive
+        self.waiting_continue = expect
+        self.body = bytearray()
+        self.more_body = True
+        #: The whole body went to the application; ``receive()`` now waits for the end.
+        self.delivered = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.disconnected = False
+        self.on_lost: list[Callable[[], Any]] | None = None
+        self.started = False
+        self.complete = False
+        self.chunked = False
+        self.remaining = 0
+        self.head_only = scope["method"] == "HEAD"
+        #: Status line and headers of a fixed-length response, written with the first body bytes.
+        self.pending_head: bytes | None = None
+
+    async def run(self, app: Any) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except asyncio.CancelledError:
+            if not self.complete:  # the server is forcing its shutdown
+                self.conn.transport.close()
+            raise
+        except BaseException as exc:
+            logger.error("exception in ASGI application", exc_info=exc)
+            if not self.started and not self.disconnected:
+                self.started = self.complete = True
+                self.conn.transport.write(plain_response(500, "Internal Server Error"))
+                self.conn.transport.close()
+            elif not self.complete:
+                self.conn.transport.close()
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+        else:
+            if not self.complete and not self.disconnected:
+                logger.error("ASGI application returned without completing its response")
+                if not self.started:
+                    self.started = self.complete = True
+                    self.conn.transport.write(plain_response(500, "Internal Server Error"))
+                self.conn.transport.close()
+
+    # -- connection events -----------------------------------------------------------------------
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def lost(self) -> None:
+        if not self.complete:
+            self.disconnected = True
+        self.wake()
+        callbacks, self.on_lost = self.on_lost, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                logger.exception("disconnect callback failed")
+
+    def write_nowait(self, body: bytes) -> bool:
+        """Send ``body`` as one chunk of a started chunked response, now, if the socket takes it
+        without waiting; False (nothing written) otherwise, and the caller uses ``send()``."""
+        if (
+            not self.chunked
+            or not self.started
+            or self.complete
+            or self.disconnected
+            or self.head_only
+            or self.conn.write_paused
+        ):
+            return False
+        self.conn.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+        return True
+
+    def abort(self) -> None:
+        """Drop the connection now (``send()`` waiting on a congested socket returns)."""
+        self.conn.transport.abort()
+
+    def on_disconnect(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` once when the client goes away (now, if it already has)."""
+        if self.disconnected:
+            callback()
+        elif self.on_lost is None:
+            self.on_lost = [callback]
+        else:
+            self.on_lost.append(callback)
+
+    # -- ASGI --------------------------------------------------------------------------------------
+    async def receive(self) -> dict[str, Any]:
+        conn = self.conn
+        if self.waiting_continue:
+            self.waiting_continue = False
+            if not conn.transport.is_closing():
+                conn.transport.write(_CONTINUE)
+        while not (self.disconnected or self.complete):
+            if not self.delivered and (self.body or not self.more_body):
+                body = bytes(self.body)
+                self.body.clear()
+                self.delivered = not self.more_body
+                return {"type": "http.request", "body": body, "more_body": self.more_body}
+            conn._resume_reading()
+            waiter = self.waiter = conn.loop.create_future()
+            await waiter
+        return _DISCONNECT
+
+    async def send(self, message: dict[str, Any]) -> None:
+        conn = self.conn
+        if conn.write_paused and not self.disconnected:
+            await conn.drain()
+        if self.disconnected:
+            return
+        kind = message["type"]
+        if not self.started:
+            if kind != "http.response.start":
+                raise RuntimeError(f"expected 'http.response.start', got {kind!r}")
+            self._start_response(message)  # raises on an invalid header: a 500 can still go out
+            self.started = True
+            self.waiting_continue = False
+        elif not self.complete:
+            if kind != "http.response.body":
+                raise RuntimeError(f"expected 'http.response.body', got {kind!r}")
+            self._write_body(message.get("body", b""), message.get("more_body", False))
+        else:
+            raise RuntimeError(f"unexpected {kind!r}: the response is already complete")
+
+    def _start_response(self, message: dict[str, Any]) -> None:
+        status = message["status"]
+        parts = [_STATUS_LINES[status]]
+        length: int | None = None
+        has_close = False
+        for name, value in self.conn.server_state.default_headers:
+            parts += [name, b": ", value, b"\r\n"]
+        for name, value in message.get("headers", ()):
+            if _BAD_NAME(name) or _BAD_VALUE(value):
+                raise RuntimeError(f"invalid response header {name!r}")
+            name = name.lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and b"close" in value.lower():
+                self.keep_alive = False
+                has_close = True
+            elif name == b"transfer-encoding":
+                self.chunked = b"chunked" in value.lower()
+            parts += [name, b": ", value, b"\r\n"]
+        if not self.keep_alive and not has_close:
+            parts.append(b"connection: close\r\n")
+        if length is not None:
+            self.remaining = length
+            self.chunked = False
+        elif not self.chunked and not self.head_only and status not in (204, 304) and status >= 200:
+            self.chunked = True
+            parts.append(b"transfer-encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        head = b"".join(parts)
+        conn = self.conn
+        if self.chunked and conn.waiting is None and conn.timer is not None:
+            # A stream: nothing times out while it runs, and the lazy timer (~550 bytes) would
+            # otherwise stay allocated until it fires.
+            conn.timer.cancel()
+            conn.timer = None
+        if length is not None and length > 0 and not self.head_only:
+            self.pending_head = head  # PERF: sent with the first body bytes, in one write
+        else:
+            self.conn.transport.write(head)
+
+    def _write_body(self, body: bytes, more_body: bool) -> None:
+        transport = self.conn.transport
+        head, self.pending_head = self.pending_head, None
+        if self.head_only:
+            pass
+        elif self.chunked:
+            if body:
+                data = b"%x\r\n%s\r\n" % (len(body), body)
+                transport.write(data + _LAST_CHUNK if not more_body else data)
+            elif not more_body:
+                transport.write(_LAST_CHUNK)
+        else:
+            if len(body) > self.remaining:
+                raise RuntimeError("response body longer than its content-length")
+            self.remaining -= len(body)
+            if head is not None:
+                transport.write(head + body if body else head)
+            elif body:
+                transport.write(body)
+        if not more_body:
+            if self.remaining and not self.head_only:
+                raise RuntimeError("response body shorter than its content-length")
+            self.complete = True
+            self.on_lost = None
+            self.wake()
+            self.conn.response_complete(self)
