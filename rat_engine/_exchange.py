@@ -28,6 +28,11 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 
 
+def _chunk(body: bytes) -> bytes:
+    """``body`` framed as one chunk of a chunked response."""
+    return b"%x\r\n%s\r\n" % (len(body), body)
+
+
 def _status_line(code: int) -> bytes:
     try:
         phrase = http.HTTPStatus(code).phrase.encode()
@@ -134,7 +139,7 @@ class Exchange:
             or self.conn.write_paused
         ):
             return False
-        self.conn.transport.write(b"%x\r\n%s\r\n" % (len(body), body))
+        self.conn.transport.write(_chunk(body))
         return True
 
     def abort(self) -> None:
@@ -235,7 +240,7 @@ class Exchange:
             pass
         elif self.chunked:
             if body:
-                data = b"%x\r\n%s\r\n" % (len(body), body)
+                data = _chunk(body)
                 transport.write(data + _LAST_CHUNK if not more_body else data)
             elif not more_body:
                 transport.write(_LAST_CHUNK)

@@ -161,8 +161,7 @@ class StreamingResponse(Response):
         self._sending_since: float | None = None
         self._ping_due = False
         self._task: asyncio.Task[Any] | None = None
-        self._abort: Callable[[], None] | None = None
-        self._exchange: Any = None  # rat_engine's server: the exchange, for _write_direct
+        self._exchange: Any = None  # rat_engine's server: scope["rat.exchange"] (_exchange.py)
         self._in_generator = False  # _step_loop is awaiting inside the generator
         self._corked: list[bytes] | None = None  # taken by _write_direct, flushed soon
         self._corked_events = 0
@@ -266,7 +265,6 @@ class StreamingResponse(Response):
                 self._pump = self._start_pump(kind, buffer)
             if exchange is not None:  # rat_engine's own server: a callback, no watcher task
                 exchange.on_disconnect(self._client_left)
-                self._abort = exchange.abort
                 self._exchange = exchange
                 if isinstance(buffer, Subscription):
                     buffer.direct = self._write_direct
@@ -276,7 +274,7 @@ class StreamingResponse(Response):
             self._schedule_timer(settings)
             if settings.max_duration:
                 loop.call_later(settings.max_duration, self.stop, "max_duration")
-            if self._abort is None or inline:  # cancelled by send_timeout / by stop()
+            if exchange is None or inline:  # cancelled by send_timeout / by stop()
                 self._task = asyncio.current_task()
             try:
                 if buffer is None:
@@ -545,8 +543,8 @@ class StreamingResponse(Response):
         # server can drop the connection, which releases send(); through plain ASGI the only way
         # out is to cancel the request task (the server then closes the socket).
         self.stop("send_timeout")
-        if self._abort is not None:
-            self._abort()
+        if self._exchange is not None:
+            self._exchange.abort()
         elif self._task is not None:
             self._task.cancel()
 

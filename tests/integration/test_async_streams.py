@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import time
 from typing import Any
 
 import httpx
@@ -20,6 +19,8 @@ from conftest import run_live
 
 from rat_engine import RatApp
 from rat_engine.testing import SSEParser
+
+from .test_broadcast_contract import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -83,13 +84,6 @@ def events(response: httpx.Response) -> list[Any]:
     return out
 
 
-def wait_for(predicate: Any, what: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 def test_asyncio_timeout_and_contextvars_work_inside_the_generator() -> None:
     with run_live(make_app([])) as server:
         with httpx.stream("GET", server.url + "/timeout", timeout=10) as response:
@@ -113,8 +107,12 @@ def test_leaving_client_runs_the_generators_finally(path: str) -> None:
         with httpx.stream("GET", server.url + path, timeout=10) as response:
             lines = response.iter_lines()
             assert next(lines) == "data: tick"
-        wait_for(lambda: any("finally" in entry for entry in log), f"{path} finally after the client left")
-        wait_for(lambda: httpx.get(server.url + "/stats").json()["open_streams"] == 0, "stream unregistered")
+        wait_until(
+            lambda: any("finally" in entry for entry in log), what=f"{path} finally after the client left"
+        )
+        wait_until(
+            lambda: httpx.get(server.url + "/stats").json()["open_streams"] == 0, what="stream unregistered"
+        )
         assert httpx.get(server.url + "/stats").json()["close_reasons"] == {"client": 1}
     if path == "/stubborn":
         assert log == ["stubborn swallowed the cancellation", "stubborn finally"]

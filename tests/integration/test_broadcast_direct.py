@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from typing import Any
@@ -21,6 +20,8 @@ from conftest import run_live
 
 from rat_engine import RatApp
 from rat_engine.testing import SSEParser
+
+from .test_broadcast_contract import RawSSE, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -75,13 +76,6 @@ class Reader(threading.Thread):
                     return
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-
-
 @pytest.mark.parametrize("every", [1, 7, 1000], ids=["parked-each-time", "small-bursts", "one-burst"])
 def test_every_subscriber_gets_every_frame_in_order_with_counters(every: int) -> None:
     app = make_app()
@@ -90,10 +84,10 @@ def test_every_subscriber_gets_every_frame_in_order_with_counters(every: int) ->
         for reader in readers:
             reader.start()
             assert reader.ready.wait(10)
-        wait_for(lambda: httpx.get(server.url + "/stats").json()["events"] == [0] * 20, 10, "20 streams")
+        wait_until(lambda: httpx.get(server.url + "/stats").json()["events"] == [0] * 20, 10, "20 streams")
         answer = httpx.post(f"{server.url}/publish/500/{every}", timeout=30).json()
         assert answer == {"subscribers": 20}
-        wait_for(lambda: all(len(r.events) >= 500 for r in readers), 20, "500 events each")
+        wait_until(lambda: all(len(r.events) >= 500 for r in readers), 20, "500 events each")
         time.sleep(0.7)  # two ping intervals of silence after the burst
         stats = httpx.get(server.url + "/stats").json()
         for reader in readers:
@@ -111,59 +105,22 @@ def test_every_subscriber_gets_every_frame_in_order_with_counters(every: int) ->
 def test_a_client_that_stops_reading_falls_back_to_the_queue_and_loses_nothing() -> None:
     app = make_app()
     with run_live(app) as server:
-        port = int(server.url.rsplit(":", 1)[1])
-        stalled = socket.socket()
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # before connect: small window
-        stalled.connect(("127.0.0.1", port))
-        stalled.sendall(b"GET /sub HTTP/1.1\r\nHost: t\r\n\r\n")
+        stalled = RawSSE(server.port, "/sub", rcvbuf=65536)  # small window; reads nothing yet
         reader = Reader(server.url)
         reader.start()
         assert reader.ready.wait(10)
-        wait_for(lambda: len(httpx.get(server.url + "/stats").json()["events"]) == 2, 10, "2 streams")
+        wait_until(lambda: len(httpx.get(server.url + "/stats").json()["events"]) == 2, 10, "2 streams")
         # 12 MB per subscriber: far past what the stalled socket's buffers take, so its frames
         # must go through the queue (and its backlog) while the reading client stays direct.
         for _ in range(4):
             httpx.post(f"{server.url}/publish/1000/1?pad=3000", timeout=30)
-        wait_for(lambda: len(reader.events) >= 4000, 30, "4000 events for the reading client")
+        wait_until(lambda: len(reader.events) >= 4000, 30, "4000 events for the reading client")
         expected = [i for _ in range(4) for i in range(1000)]
         assert [json.loads(e.data)["i"] for e in reader.events] == expected
         held_back = min(httpx.get(server.url + "/stats").json()["events"])
         assert held_back < 4000, "the stalled stream was written without back-pressure"
         # Now drain the stalled client: everything arrives, in order, nothing dropped.
-        stalled.settimeout(10)
-        parser = SSEParser()
-        received: list[Any] = []
-        buffer = b""
-        deadline = time.monotonic() + 30
-        while len(received) < 4000 and time.monotonic() < deadline:
-            chunk = stalled.recv(65536)
-            if not chunk:
-                break
-            buffer += chunk
-            text, _, buffer = _dechunk(buffer)
-            received.extend(parser.feed(text))
+        received = stalled.take(4000, timeout=30)
         stalled.close()
         reader.stop.set()
         assert [json.loads(e.data)["i"] for e in received] == expected
-
-
-def _dechunk(data: bytes) -> tuple[str, bool, bytes]:
-    """Strip the response head and chunk framing from what is complete in ``data``."""
-    out = bytearray()
-    if data.startswith(b"HTTP/1.1"):
-        head_end = data.find(b"\r\n\r\n")
-        if head_end < 0:
-            return "", False, data
-        data = data[head_end + 4 :]
-    while True:
-        line_end = data.find(b"\r\n")
-        if line_end < 0:
-            break
-        size = int(data[:line_end], 16)
-        if len(data) < line_end + 2 + size + 2:
-            break
-        out += data[line_end + 2 : line_end + 2 + size]
-        data = data[line_end + 2 + size + 2 :]
-        if size == 0:
-            break
-    return out.decode(), True, data
