@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from ._threads import DaemonThreadPool
 from .broadcast import POLICIES, Broadcast
-from .connections import ConnectionManager
 from .dispatch import handle_http
 from .endpoints import Endpoint, describe_callable
 from .exceptions import RouteError
@@ -23,6 +22,7 @@ from .request import RequestLimits
 from .routing import Router, compile_rule
 from .sse.event import SSEEvent
 from .streaming import StreamSettings
+from .streaming.registry import ConnectionManager
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,6 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from ._signals import Disconnected
 from .convert import make_response
 from .exceptions import HTTPException
 from .request import RequestData, build_request_data, read_body
@@ -25,6 +24,7 @@ from .responses import JSONResponse, Response
 from .routing import MethodNotAllowed, NotFound
 from .sse.response import EventStreamResponse
 from .streaming import StreamContext, StreamingResponse, source_kind
+from .streaming.signals import Disconnected
 
 if TYPE_CHECKING:
     from .app import RatApp

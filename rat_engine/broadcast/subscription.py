@@ -26,7 +26,7 @@ from ..sse.event import SSEEvent
 from .base import Message
 
 if TYPE_CHECKING:
-    from . import Broadcast
+    from .hub import Broadcast
 
 __all__ = ["POLICIES", "Subscription"]
 

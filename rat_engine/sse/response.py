@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..pumps import ErrorEncoder, sse_error_encoder
 from ..streaming import StreamingResponse
+from ..streaming.sources import ErrorEncoder, sse_error_encoder
 from .event import Encoder, encode_auto, encode_json, encode_text
 
 __all__ = ["ENCODERS", "EventStreamResponse"]

@@ -162,27 +162,15 @@ def build_app() -> RatApp:
     def progress_stream(request_data, session_id):
         """进度监控流"""
         # 发送初始状态
-        yield json.dumps({
-            'type': 'init',
-            'session_id': session_id,
-            'status': 'connected'
-        })
+        yield json.dumps({"type": "init", "session_id": session_id, "status": "connected"})
 
         # 模拟进度更新
         for progress in range(0, 101, 10):
-            yield json.dumps({
-                'type': 'progress',
-                'session_id': session_id,
-                'progress': progress
-            })
+            yield json.dumps({"type": "progress", "session_id": session_id, "progress": progress})
             time.sleep(0.5)
 
         # 发送完成消息
-        yield json.dumps({
-            'type': 'completed',
-            'session_id': session_id,
-            'progress': 100
-        })
+        yield json.dumps({"type": "completed", "session_id": session_id, "progress": 100})
 
     return app
 
@@ -269,7 +257,9 @@ def read_node(url: str, *options: str) -> list[Triple]:
         f"node_reader exit {done.returncode}\nstdout: {done.stdout.decode(errors='replace')}\n"
         f"stderr: {done.stderr.decode(errors='replace')}"
     )
-    return [(e["type"], e["data"], e["lastEventId"]) for e in map(json.loads, done.stdout.decode().splitlines())]
+    return [
+        (e["type"], e["data"], e["lastEventId"]) for e in map(json.loads, done.stdout.decode().splitlines())
+    ]
 
 
 def read_browser(chromium_path: str, base_url: str, src: str, until: str | None = None) -> list[Triple]:
@@ -418,7 +408,9 @@ def test_seed_curl_command_verbatim(live):
     assert lines[0] == 'data: {"type": "init", "session_id": "test123", "status": "connected"}'
     assert lines[2] == 'data: {"type": "progress", "session_id": "test123", "progress": 0}'
     assert lines[-3] == 'data: {"type": "completed", "session_id": "test123", "progress": 100}'
-    assert all(re.fullmatch(r'data: \{"type": "\w+", "session_id": "test123", .*\}', ln) for ln in lines[0::2][:-1])
+    assert all(
+        re.fullmatch(r'data: \{"type": "\w+", "session_id": "test123", .*\}', ln) for ln in lines[0::2][:-1]
+    )
     assert all(ln == "" for ln in lines[1::2])
     # -N: events arrive as they are produced (init at once, completed after 11 x 0.5 s).
     assert arrivals[0][0] < 2.0, arrivals[0]

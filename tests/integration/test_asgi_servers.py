@@ -46,7 +46,6 @@ def closed_count(request_data):
 """
 
 
-
 @pytest.mark.parametrize(
     "command",
     [

@@ -680,8 +680,6 @@ def _far_future_id(backend_url: str) -> str:
     return "99999999" if backend_url.startswith("memory") else "99999999999999-0"
 
 
-
-
 @pytest.mark.parametrize(
     "kind",
     [

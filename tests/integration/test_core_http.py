@@ -83,11 +83,25 @@ JSON_BYTES = b'{"file": true, "n": [1, 2, 3]}'
 RETURN_CASES: list[tuple[str, str, Any, int, str | None, bytes | None, dict[str, str]]] = [
     ("html_str", "html", "<b>hi</b>", 200, "text/html; charset=utf-8", b"<b>hi</b>", {}),
     ("route_str", "route", "<i>r</i>", 200, "text/html; charset=utf-8", b"<i>r</i>", {}),
-    ("json_dict", "json", {"msg": "中文", "n": 1}, 200, "application/json",
-     '{"msg":"中文","n":1}'.encode(), {}),
+    (
+        "json_dict",
+        "json",
+        {"msg": "中文", "n": 1},
+        200,
+        "application/json",
+        '{"msg":"中文","n":1}'.encode(),
+        {},
+    ),
     ("json_list", "json", [1, "二", None], 200, "application/json", '[1,"二",null]'.encode(), {}),
-    ("json_dumps_str", "json", json.dumps({"k": [1, 2], "s": "x"}), 200, "application/json",
-     json.dumps({"k": [1, 2], "s": "x"}).encode(), {}),
+    (
+        "json_dumps_str",
+        "json",
+        json.dumps({"k": [1, 2], "s": "x"}),
+        200,
+        "application/json",
+        json.dumps({"k": [1, 2], "s": "x"}).encode(),
+        {},
+    ),
     ("custom_str", "custom", "plain text", 200, "text/plain; charset=utf-8", b"plain text", {}),
     ("custom_bytes", "custom", b"\x00\x01\xffraw", 200, "application/octet-stream", b"\x00\x01\xffraw", {}),
     ("custom_ct", "custom", ("a,b\n1,2\n", "text/csv"), 200, "text/csv", b"a,b\n1,2\n", {}),
@@ -95,11 +109,33 @@ RETURN_CASES: list[tuple[str, str, Any, int, str | None, bytes | None, dict[str,
     ("body_status", "custom", ("nope", 404), 404, "text/plain", b"nope", {}),
     ("body_status_headers", "custom", ("made", 201, {"X-A": "b"}), 201, "text/plain", b"made", {"x-a": "b"}),
     ("body_headers", "custom", ("hdr", {"X-A": "b"}), 200, "text/plain", b"hdr", {"x-a": "b"}),
-    ("html_status_headers", "html", ("<p>c</p>", 202, {"X-A": "b"}), 202, "text/html", b"<p>c</p>", {"x-a": "b"}),
-    ("response_obj", "html", Response(b"resp-body", 203, {"X-R": "1"}, media_type="text/x-thing"), 203,
-     "text/x-thing", b"resp-body", {"x-r": "1"}),
-    ("json_response_obj", "custom", JSONResponse({"ok": True}, 201), 201, "application/json",
-     b'{"ok":true}', {}),
+    (
+        "html_status_headers",
+        "html",
+        ("<p>c</p>", 202, {"X-A": "b"}),
+        202,
+        "text/html",
+        b"<p>c</p>",
+        {"x-a": "b"},
+    ),
+    (
+        "response_obj",
+        "html",
+        Response(b"resp-body", 203, {"X-R": "1"}, media_type="text/x-thing"),
+        203,
+        "text/x-thing",
+        b"resp-body",
+        {"x-r": "1"},
+    ),
+    (
+        "json_response_obj",
+        "custom",
+        JSONResponse({"ok": True}, 201),
+        201,
+        "application/json",
+        b'{"ok":true}',
+        {},
+    ),
     ("redirect", "html", redirect("/x"), 302, None, b"", {"location": "/x"}),
     ("redirect_301", "custom", redirect("/moved", 301), 301, None, b"", {"location": "/moved"}),
     ("html_none", "html", None, 204, None, b"", {}),
@@ -444,8 +480,16 @@ def test_handler_receives_only_declared_params(main: Server) -> None:
 # request_data
 # ---------------------------------------------------------------------------------------------
 EXPECTED_KEYS = {
-    "method", "path", "query_string", "query_params", "headers", "body", "raw_body",
-    "path_params", "remote_addr", "last_event_id",
+    "method",
+    "path",
+    "query_string",
+    "query_params",
+    "headers",
+    "body",
+    "raw_body",
+    "path_params",
+    "remote_addr",
+    "last_event_id",
 }
 
 
@@ -542,7 +586,9 @@ def test_uploaded_files_are_closed_after_request(main_state: tuple[Server, dict[
     for earlier in state["uploads"]:
         earlier.file.close()
     state["uploads"].clear()
-    r = main.request("POST", "/upload", data={"field": "x"}, files={"upload": ("f.txt", b"abc", "text/plain")})
+    r = main.request(
+        "POST", "/upload", data={"field": "x"}, files={"upload": ("f.txt", b"abc", "text/plain")}
+    )
     assert r.status_code == 200
     up = state["uploads"][0]
     assert _wait_for(lambda: up.file.closed, timeout=1.0), "upload temp file still open after the response"
@@ -555,7 +601,13 @@ def test_uploaded_files_are_closed_after_request(main_state: tuple[Server, dict[
     "name,kind,value,status,ctype,body,headers", RETURN_CASES, ids=[c[0] for c in RETURN_CASES]
 )
 def test_return_conventions(
-    main: Server, name: str, kind: str, value: Any, status: int, ctype: str | None, body: bytes | None,
+    main: Server,
+    name: str,
+    kind: str,
+    value: Any,
+    status: int,
+    ctype: str | None,
+    body: bytes | None,
     headers: dict[str, str],
 ) -> None:
     r = main.get(f"/rv/{name}")
@@ -709,7 +761,8 @@ def test_handler_exception_is_generic_500_and_logged(main: Server, caplog: pytes
 
     def find() -> list[logging.LogRecord]:
         return [
-            rec for rec in caplog.records
+            rec
+            for rec in caplog.records
             if rec.levelno >= logging.ERROR and rec.name.startswith("rat_engine") and rec.exc_info
         ]
 

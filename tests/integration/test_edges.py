@@ -129,8 +129,15 @@ def test_rat_engine_spellings_are_accepted(tmp_path: Path):
     app = RatApp(name="compat")
     with pytest.raises(TypeError, match="unknown option"):
         app.json("/x", ping_interval=3)(lambda request_data: {})
-    handle = app.run(host="127.0.0.1", port=0, blocking=False, debug=True, enable_access_log=False,
-                     enable_error_log=True, log_level="error")
+    handle = app.run(
+        host="127.0.0.1",
+        port=0,
+        blocking=False,
+        debug=True,
+        enable_access_log=False,
+        enable_error_log=True,
+        log_level="error",
+    )
     try:
         assert app.debug is True
     finally:
@@ -145,8 +152,12 @@ def test_rat_engine_spellings_are_accepted(tmp_path: Path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "rat_engine", "run", str(script), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rat_engine", "run", str(script), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 15
         while True:

@@ -21,7 +21,6 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 
 
-
 @contextlib.contextmanager
 def example(name: str, **env: str) -> Iterator[str]:
     port = free_port()
@@ -106,10 +105,7 @@ def test_02_progress_with_path_parameter_and_curl_format():
 def test_03_manual_frames_are_sent_as_written():
     with example("03_manual_format.py") as url:
         body = httpx.get(url + "/api/custom", timeout=10).text
-    assert body == (
-        'data: {"type": "custom"}\n\n'
-        'event: notification\ndata: {"alert": "New message"}\n\n'
-    )
+    assert body == ('data: {"type": "custom"}\n\nevent: notification\ndata: {"alert": "New message"}\n\n')
 
 
 def test_04_upload_progress_end_to_end(tmp_path):
@@ -117,10 +113,14 @@ def test_04_upload_progress_end_to_end(tmp_path):
     with example("04_upload_progress.py", RAT_UPLOAD_DIR=str(tmp_path), RAT_UPLOAD_DELAY="0.02") as url:
         page = httpx.get(url + "/")
         assert "EventSource" in page.text
-        created = httpx.post(url + "/api/upload", files={"file": ("report.bin", payload, "application/x-demo")})
+        created = httpx.post(
+            url + "/api/upload", files={"file": ("report.bin", payload, "application/x-demo")}
+        )
         assert created.status_code == 200, created.text
         session_id = created.json()["session_id"]
-        messages = [json.loads(e) for e in events(httpx.get(url + f"/api/progress/{session_id}", timeout=30), 1000)]
+        messages = [
+            json.loads(e) for e in events(httpx.get(url + f"/api/progress/{session_id}", timeout=30), 1000)
+        ]
         assert messages[0]["type"] == "init"
         progress = [m["progress"] for m in messages if m["type"] == "progress"]
         assert progress and progress == sorted(progress)
@@ -179,7 +179,9 @@ def test_06_best_practices_streams():
     with example("06_best_practices.py") as url:
         with httpx.stream("GET", url + "/api/safe-stream", timeout=10) as r:
             assert [json.loads(e) for e in events(r, 2)] == [{"progress": 0}, {"progress": 1}]
-        debug = [json.loads(e) for e in events(httpx.get(url + "/api/debug-stream", headers={"X-Trace": "1"}), 11)]
+        debug = [
+            json.loads(e) for e in events(httpx.get(url + "/api/debug-stream", headers={"X-Trace": "1"}), 11)
+        ]
         info = debug[0]["request_info"]
         assert info["method"] == "GET" and info["path"] == "/api/debug-stream"
         assert info["headers"]["x-trace"] == "1"

@@ -55,16 +55,19 @@ def test_07_upload_streams_to_disk_with_progress_and_download(tmp_path):
 
 def test_08_chat_reaches_every_tab_and_replays_on_reconnect():
     with example("08_chat_dashboard.py") as url:
-        with httpx.stream("GET", url + "/api/chat/stream", timeout=10) as tab1, httpx.stream(
-            "GET", url + "/api/chat/stream", timeout=10
-        ) as tab2:
+        with (
+            httpx.stream("GET", url + "/api/chat/stream", timeout=10) as tab1,
+            httpx.stream("GET", url + "/api/chat/stream", timeout=10) as tab2,
+        ):
             first = httpx.post(url + "/api/chat", json={"name": "ann", "text": "你好"}).json()["id"]
             assert json.loads(events(tab1, 1)[0])["text"] == "你好"
             assert json.loads(events(tab2, 1)[0])["name"] == "ann"
         # Both tabs gone; messages keep coming; a tab reconnecting with its last id catches up.
         httpx.post(url + "/api/chat", json={"name": "bob", "text": "missed 1"})
         httpx.post(url + "/api/chat", json={"name": "bob", "text": "missed 2"})
-        with httpx.stream("GET", url + "/api/chat/stream", headers={"Last-Event-ID": first}, timeout=10) as again:
+        with httpx.stream(
+            "GET", url + "/api/chat/stream", headers={"Last-Event-ID": first}, timeout=10
+        ) as again:
             assert [json.loads(e)["text"] for e in events(again, 2)] == ["missed 1", "missed 2"]
         assert httpx.post(url + "/api/chat", json={"text": ""}).status_code == 400
         with httpx.stream("GET", url + "/api/dashboard/stream", timeout=10) as dash:

@@ -163,40 +163,96 @@ CASES: list[tuple[str, bytes, set[int] | None]] = [
     ("content_length_abc", H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: abc"), {400}),
     ("content_length_negative", H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: -5"), {400}),
     ("content_length_plus", H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: +3", body=b"abc"), {400}),
-    ("content_length_overflow",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 99999999999999999999999999"), {400, 413}),
-    ("content_length_twice",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 3", b"Content-Length: 4", body=b"abcd"), {400}),
-    ("content_length_and_chunked",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 3", b"Transfer-Encoding: chunked",
-       body=b"3\r\nabc\r\n0\r\n\r\n"), {400}),
-    ("body_too_large_content_length",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: %d" % (MAX_BODY + 1), body=b"x" * (MAX_BODY + 1)),
-     {413}),
-    ("body_too_large_declared_only",  # the 413 must come without waiting for the body
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 50000000"), {413}),
-    ("body_too_large_chunked",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked", body=_chunked(b"y" * (3 * MAX_BODY), 512)),
-     {413}),
-    ("body_too_large_on_get",
-     H(b"GET /echo HTTP/1.1", b"Host: t", b"Content-Length: %d" % (MAX_BODY + 10), body=b"z" * (MAX_BODY + 10)),
-     {413}),
+    (
+        "content_length_overflow",
+        H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 99999999999999999999999999"),
+        {400, 413},
+    ),
+    (
+        "content_length_twice",
+        H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 3", b"Content-Length: 4", body=b"abcd"),
+        {400},
+    ),
+    (
+        "content_length_and_chunked",
+        H(
+            b"POST /echo HTTP/1.1",
+            b"Host: t",
+            b"Content-Length: 3",
+            b"Transfer-Encoding: chunked",
+            body=b"3\r\nabc\r\n0\r\n\r\n",
+        ),
+        {400},
+    ),
+    (
+        "body_too_large_content_length",
+        H(
+            b"POST /echo HTTP/1.1",
+            b"Host: t",
+            b"Content-Length: %d" % (MAX_BODY + 1),
+            body=b"x" * (MAX_BODY + 1),
+        ),
+        {413},
+    ),
+    (
+        "body_too_large_declared_only",  # the 413 must come without waiting for the body
+        H(b"POST /echo HTTP/1.1", b"Host: t", b"Content-Length: 50000000"),
+        {413},
+    ),
+    (
+        "body_too_large_chunked",
+        H(
+            b"POST /echo HTTP/1.1",
+            b"Host: t",
+            b"Transfer-Encoding: chunked",
+            body=_chunked(b"y" * (3 * MAX_BODY), 512),
+        ),
+        {413},
+    ),
+    (
+        "body_too_large_on_get",
+        H(
+            b"GET /echo HTTP/1.1",
+            b"Host: t",
+            b"Content-Length: %d" % (MAX_BODY + 10),
+            body=b"z" * (MAX_BODY + 10),
+        ),
+        {413},
+    ),
     ("url_20000_chars", H(b"GET /" + b"a" * 20000 + b" HTTP/1.1", b"Host: t"), {414}),
     ("query_20000_chars", H(b"GET /?q=" + b"a" * 20000 + b" HTTP/1.1", b"Host: t"), {414}),
-    ("200_headers",
-     H(b"GET / HTTP/1.1", b"Host: t", *[b"X-H%d: v" % i for i in range(200)]), {431}),
+    ("200_headers", H(b"GET / HTTP/1.1", b"Host: t", *[b"X-H%d: v" % i for i in range(200)]), {431}),
     ("single_20kb_header", H(b"GET / HTTP/1.1", b"Host: t", b"X-Big: " + b"v" * 20_000), {431}),
-    ("chunk_size_not_hex",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked", body=b"zz\r\nabc\r\n0\r\n\r\n"), {400}),
-    ("chunk_size_overflow",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked",
-       body=b"ffffffffffffffffffffffff\r\nabc\r\n0\r\n\r\n"), {400, 413}),
-    ("chunk_size_negative",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked", body=b"-3\r\nabc\r\n0\r\n\r\n"), {400}),
-    ("chunk_missing_crlf",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked", body=b"3\r\nabcXX0\r\n\r\n"), {400}),
-    ("unknown_transfer_encoding",
-     H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: gzip, identity", body=b""), None),
+    (
+        "chunk_size_not_hex",
+        H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked", body=b"zz\r\nabc\r\n0\r\n\r\n"),
+        {400},
+    ),
+    (
+        "chunk_size_overflow",
+        H(
+            b"POST /echo HTTP/1.1",
+            b"Host: t",
+            b"Transfer-Encoding: chunked",
+            body=b"ffffffffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+        ),
+        {400, 413},
+    ),
+    (
+        "chunk_size_negative",
+        H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked", body=b"-3\r\nabc\r\n0\r\n\r\n"),
+        {400},
+    ),
+    (
+        "chunk_missing_crlf",
+        H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: chunked", body=b"3\r\nabcXX0\r\n\r\n"),
+        {400},
+    ),
+    (
+        "unknown_transfer_encoding",
+        H(b"POST /echo HTTP/1.1", b"Host: t", b"Transfer-Encoding: gzip, identity", body=b""),
+        None,
+    ),
 ]
 
 
@@ -265,7 +321,9 @@ _TOKEN = st.lists(_TOKEN_CHARS, min_size=1, max_size=20).map(bytes)
 _VALID_METHOD = st.sampled_from([b"GET", b"POST", b"HEAD", b"PUT", b"DELETE", b"OPTIONS", b"PATCH"])
 # one_of picks a branch uniformly, so repeating a branch weights it: mostly well-formed pieces, so
 # that inputs get past the HTTP parser into routing, body reading and the handlers.
-_METHOD = st.one_of(_VALID_METHOD, _VALID_METHOD, _VALID_METHOD, st.sampled_from([b"TRACE", b"CONNECT"]), _TOKEN, _NO_CRLF)
+_METHOD = st.one_of(
+    _VALID_METHOD, _VALID_METHOD, _VALID_METHOD, st.sampled_from([b"TRACE", b"CONNECT"]), _TOKEN, _NO_CRLF
+)
 _PCT = st.integers(0, 255).map(lambda n: b"%%%02x" % n)
 _PATH_PIECE = st.one_of(_TOKEN, _PCT, st.sampled_from([b"/", b"%", b"%z", b"..", b"?", b"#", b"&", b"="]))
 _TARGET = st.one_of(
@@ -291,21 +349,52 @@ def _allowed_header(pair: tuple[bytes, bytes]) -> bool:
     return not any(b in pair[0].lower() for b in _BANNED)
 
 
-_KNOWN_NAMES = st.sampled_from([b"Host", b"Accept", b"X-Custom", b"Cookie", b"Origin", b"Range",
-                                 b"If-None-Match", b"Last-Event-ID", b"Content-Type", b"Connection", b"Expect",
-                                 b"Upgrade", b"Access-Control-Request-Method"])
+_KNOWN_NAMES = st.sampled_from(
+    [
+        b"Host",
+        b"Accept",
+        b"X-Custom",
+        b"Cookie",
+        b"Origin",
+        b"Range",
+        b"If-None-Match",
+        b"Last-Event-ID",
+        b"Content-Type",
+        b"Connection",
+        b"Expect",
+        b"Upgrade",
+        b"Access-Control-Request-Method",
+    ]
+)
 _HEADER_NAME = st.one_of(_KNOWN_NAMES, _KNOWN_NAMES, _TOKEN, _TOKEN, _NO_CRLF)
 _PRINTABLE_VALUE = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=40).map(str.encode)
 _HEADER_VALUE = st.one_of(
-    st.sampled_from([b"", b"close", b"keep-alive", b"bytes=0-1", b"bytes=-1", b"*", b"100-continue",
-                     b"multipart/form-data", b"multipart/form-data; boundary=xx", b"application/json",
-                     b"application/x-www-form-urlencoded", b"websocket", b"h2c", b"GET"]),
+    st.sampled_from(
+        [
+            b"",
+            b"close",
+            b"keep-alive",
+            b"bytes=0-1",
+            b"bytes=-1",
+            b"*",
+            b"100-continue",
+            b"multipart/form-data",
+            b"multipart/form-data; boundary=xx",
+            b"application/json",
+            b"application/x-www-form-urlencoded",
+            b"websocket",
+            b"h2c",
+            b"GET",
+        ]
+    ),
     _PRINTABLE_VALUE,
     _PRINTABLE_VALUE,
     _NO_CRLF,
 )
 _HEADERS = st.lists(st.tuples(_HEADER_NAME, _HEADER_VALUE).filter(_allowed_header), max_size=8)
-_BODY = st.one_of(st.just(None), st.binary(max_size=64), st.binary(min_size=MAX_BODY + 1, max_size=MAX_BODY + 64))
+_BODY = st.one_of(
+    st.just(None), st.binary(max_size=64), st.binary(min_size=MAX_BODY + 1, max_size=MAX_BODY + 64)
+)
 
 
 @st.composite
@@ -317,11 +406,15 @@ def random_requests(draw: st.DrawFn) -> bytes:
         method, target, version = draw(_METHOD), draw(_TARGET), draw(_VERSION)
         line = method + draw(_SEP) + target + draw(_SEP) + version
     else:
-        target = draw(st.one_of(
-            st.lists(_PATH_PIECE, max_size=12).map(lambda parts: b"/" + b"".join(parts)),
-            st.lists(_PATH_PIECE, max_size=6).map(lambda parts: b"/p/" + b"".join(parts)),
-            st.sampled_from([b"/", b"/echo", b"/item/1", b"/item/-3", b"/item/9999999999999999999999", b"*"]),
-        ))
+        target = draw(
+            st.one_of(
+                st.lists(_PATH_PIECE, max_size=12).map(lambda parts: b"/" + b"".join(parts)),
+                st.lists(_PATH_PIECE, max_size=6).map(lambda parts: b"/p/" + b"".join(parts)),
+                st.sampled_from(
+                    [b"/", b"/echo", b"/item/1", b"/item/-3", b"/item/9999999999999999999999", b"*"]
+                ),
+            )
+        )
         line = draw(_VALID_METHOD) + b" " + target + b" " + draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.0"]))
     lines = [line]
     if draw(st.booleans()):
@@ -330,8 +423,14 @@ def random_requests(draw: st.DrawFn) -> bytes:
         for name, value in draw(_HEADERS):
             lines.append(name + draw(st.sampled_from([b": "] * 8 + [b":", b" : ", b""])) + value)
     else:
-        pairs = draw(st.lists(st.tuples(st.one_of(_KNOWN_NAMES, _TOKEN), st.one_of(
-            _HEADER_VALUE, _PRINTABLE_VALUE)).filter(_allowed_header), max_size=8))
+        pairs = draw(
+            st.lists(
+                st.tuples(st.one_of(_KNOWN_NAMES, _TOKEN), st.one_of(_HEADER_VALUE, _PRINTABLE_VALUE)).filter(
+                    _allowed_header
+                ),
+                max_size=8,
+            )
+        )
         lines.extend(name + b": " + value.strip(b" \t\x00\x7f") for name, value in pairs)
     body = draw(_BODY)
     if body is not None:
@@ -373,7 +472,9 @@ def test_random_requests_never_5xx_or_hang(server: Server) -> None:
             assert result.status < 500, (payload, result)
 
     check()
-    print(f"\nhypothesis tried {len(tried)} random requests; statuses: {dict(sorted(statuses.items(), key=str))}")  # noqa: T201
+    print(
+        f"\nhypothesis tried {len(tried)} random requests; statuses: {dict(sorted(statuses.items(), key=str))}"
+    )  # noqa: T201
     assert len(tried) >= 150
     server.assert_alive()
 

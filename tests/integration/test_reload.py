@@ -22,7 +22,6 @@ def version(request_data):
 """
 
 
-
 def _poll(url: str, want: int, timeout: float) -> int | None:
     deadline, seen = time.monotonic() + timeout, None
     while time.monotonic() < deadline:

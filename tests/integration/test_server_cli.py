@@ -27,7 +27,7 @@ STARTUP_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 
 APP_MODULE = textwrap.dedent(
-    '''
+    """
     import asyncio
     import os
 
@@ -56,7 +56,7 @@ APP_MODULE = textwrap.dedent(
         for i in range(3):
             yield {"n": i}
             await asyncio.sleep(0.01)
-    '''
+    """
 )
 
 
@@ -148,7 +148,9 @@ def _pid_alive(pid: int) -> bool:
 def test_cli_run_serves_and_stops_on_sigterm(app_dir: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with started([PYTHON, "-m", "rat_engine", "run", "cliapp:app", "--port", str(port)], app_dir, "run") as proc:
+    with started(
+        [PYTHON, "-m", "rat_engine", "run", "cliapp:app", "--port", str(port)], app_dir, "run"
+    ) as proc:
         proc.wait_until_serving(url + "/")
         with httpx.Client(timeout=5.0) as client:
             r = client.get(url + "/")
@@ -287,7 +289,18 @@ def test_cli_workers_use_several_processes(app_dir: Path) -> None:
 def test_app_is_asgi_under_plain_uvicorn(app_dir: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [PYTHON, "-m", "uvicorn", "cliapp:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    args = [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "cliapp:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     with started(args, app_dir, "uvicorn") as proc:
         proc.wait_until_serving(url + "/")
         with httpx.Client(timeout=5.0) as client:

@@ -440,7 +440,10 @@ def test_thread_cap_gives_503_with_retry_after():
 
     handle = app.run(host="127.0.0.1", port=0, blocking=False, log_level="error")
     try:
-        with httpx.Client(base_url=handle.url, timeout=10) as c1, httpx.Client(base_url=handle.url, timeout=10) as c2:
+        with (
+            httpx.Client(base_url=handle.url, timeout=10) as c1,
+            httpx.Client(base_url=handle.url, timeout=10) as c2,
+        ):
             with c1.stream("GET", "/hold") as a, c2.stream("GET", "/hold") as b:
                 read_frames(a, 1), read_frames(b, 1)
                 third = httpx.get(handle.url + "/hold", timeout=10)
@@ -524,7 +527,6 @@ SHUTDOWN_APP = textwrap.dedent(
 )
 
 
-
 STREAMS_PER_KIND = 100
 
 
@@ -533,8 +535,13 @@ def test_sigterm_closes_every_stream_and_runs_finally(tmp_path):
     script = tmp_path / "app.py"
     script.write_text(SHUTDOWN_APP)
     env = dict(os.environ, RAT_PORT=str(port))
-    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     socks = []
     try:
         assert wait_for(lambda: _can_connect(port), 15)
@@ -575,7 +582,9 @@ def test_sigterm_closes_every_stream_and_runs_finally(tmp_path):
     assert proc.returncode == 0, output
     assert elapsed < 5, elapsed
     markers = {p.name for p in tmp_path.iterdir()}
-    expected = {f"{kind}-{n}" for kind in ("sync", "async") for n in range(STREAMS_PER_KIND)} | {"on_shutdown"}
+    expected = {f"{kind}-{n}" for kind in ("sync", "async") for n in range(STREAMS_PER_KIND)} | {
+        "on_shutdown"
+    }
     assert expected <= markers, sorted(expected - markers)
     assert all(b"retry: 2000" in t for t in tails)
     assert "Traceback" not in output, output

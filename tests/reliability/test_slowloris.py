@@ -182,7 +182,7 @@ def test_slowloris_does_not_starve_new_clients() -> None:
 
 
 def test_header_timeout_is_per_server() -> None:
-    from rat_engine._protocol import RatHttpProtocol as HeaderTimeoutProtocol
+    from rat_engine.server.protocol import RatHttpProtocol as HeaderTimeoutProtocol
 
     saved = HeaderTimeoutProtocol.header_timeout
     try:

@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from rat_engine._protocol import RatHttpProtocol
-from rat_engine._signals import Disconnected
+from rat_engine.server.protocol import RatHttpProtocol
+from rat_engine.streaming.signals import Disconnected
 
 
 def run_async(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:

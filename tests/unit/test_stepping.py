@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from rat_engine import _stepping
+from rat_engine.streaming import stepping as _stepping
 
 
 async def drain(iterator: AsyncIterator[Any]) -> tuple[list[Any], int]:

@@ -41,10 +41,17 @@ async def read_body(receive: Any) -> bytes:
             return body
 
 
-async def send_json(send: Any, payload: Any, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(
+    send: Any, payload: Any, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json")] + (headers or [])})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")] + (headers or []),
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -53,16 +60,28 @@ async def echo_app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
     body = await read_body(receive)
-    await send_json(send, {
-        "type": scope["type"], "asgi": scope["asgi"], "http_version": scope["http_version"],
-        "method": scope["method"], "scheme": scope["scheme"], "path": scope["path"],
-        "raw_path": scope["raw_path"].decode("latin-1"), "query_string": scope["query_string"].decode("latin-1"),
-        "root_path": scope["root_path"], "client": scope["client"], "server": scope["server"],
-        "state": scope["state"],
-        "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
-        "header_types_ok": all(isinstance(k, bytes) and isinstance(v, bytes) and k == k.lower() for k, v in scope["headers"]),
-        "body": body.decode("latin-1"),
-    })
+    await send_json(
+        send,
+        {
+            "type": scope["type"],
+            "asgi": scope["asgi"],
+            "http_version": scope["http_version"],
+            "method": scope["method"],
+            "scheme": scope["scheme"],
+            "path": scope["path"],
+            "raw_path": scope["raw_path"].decode("latin-1"),
+            "query_string": scope["query_string"].decode("latin-1"),
+            "root_path": scope["root_path"],
+            "client": scope["client"],
+            "server": scope["server"],
+            "state": scope["state"],
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in scope["headers"]],
+            "header_types_ok": all(
+                isinstance(k, bytes) and isinstance(v, bytes) and k == k.lower() for k, v in scope["headers"]
+            ),
+            "body": body.decode("latin-1"),
+        },
+    )
 
 
 def header(echo: dict[str, Any], name: str) -> list[str]:
@@ -98,7 +117,9 @@ def test_get_builds_a_complete_http_scope() -> None:
 
 def test_full_url_sets_host_and_server_and_user_headers_override_defaults() -> None:
     with TestClient(echo_app, client=None) as client:
-        echo = client.get("https://example.org:8443/p", headers={"User-Agent": "custom", "X-Thing": "1"}).json()
+        echo = client.get(
+            "https://example.org:8443/p", headers={"User-Agent": "custom", "X-Thing": "1"}
+        ).json()
     assert echo["scheme"] == "https"
     assert echo["server"] == ["example.org", 8443]
     assert echo["client"] is None
@@ -136,7 +157,8 @@ def test_post_multipart_files_and_fields() -> None:
     raw = echo["body"].encode("latin-1")
     assert header(echo, "content-length") == [str(len(raw))]
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
     parts = {p.get_param("name", header="content-disposition"): p for p in message.iter_parts()}
     assert set(parts) == {"title", "upload", "blob"}
     assert parts["title"].get_payload(decode=True) == "Größe".encode()
@@ -167,10 +189,18 @@ def test_conflicting_body_arguments_are_rejected() -> None:
 async def headers_app(scope: Scope, receive: Any, send: Any) -> None:
     if scope["type"] != "http":
         return
-    await send({"type": "http.response.start", "status": 404, "headers": [
-        (b"Content-Type", b"text/plain; charset=latin-1"), (b"X-Custom", b"yes"),
-        (b"set-cookie", b"a=1"), (b"Set-Cookie", b"b=2"),
-    ]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 404,
+            "headers": [
+                (b"Content-Type", b"text/plain; charset=latin-1"),
+                (b"X-Custom", b"yes"),
+                (b"set-cookie", b"a=1"),
+                (b"Set-Cookie", b"b=2"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": "héllo".encode("latin-1")})
 
 
@@ -236,6 +266,7 @@ def make_lifespan_app(log: list[str], fail_startup: bool = False) -> Any:
         await read_body(receive)
         log.append("request")
         await send_json(send, {"state": scope["state"]})
+
     return app
 
 
@@ -246,7 +277,9 @@ def test_lifespan_runs_with_context_manager_and_state_reaches_requests() -> None
         assert client.get("/").json() == {"state": {"db": "connected"}}
         assert log == ["startup", "request"]
     assert log == ["startup", "request", "shutdown"]
-    assert not any(t.name == "rat-engine-testclient" for t in threading.enumerate()), "loop thread left running"
+    assert not any(t.name == "rat-engine-testclient" for t in threading.enumerate()), (
+        "loop thread left running"
+    )
 
 
 def test_without_context_manager_there_is_no_lifespan() -> None:
@@ -292,15 +325,30 @@ def make_infinite_sse_app(observed: list[str], errors: list[BaseException]) -> A
         watcher = asyncio.create_task(watch())
         accept = dict(scope["headers"]).get(b"accept", b"").decode()
         last_id = dict(scope["headers"]).get(b"last-event-id", b"").decode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream")]})
-        await send({"type": "http.response.body", "body": f": accept={accept} last={last_id}\n\n".encode(),
-                    "more_body": True})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": f": accept={accept} last={last_id}\n\n".encode(),
+                "more_body": True,
+            }
+        )
         n = 0
         try:
             while not disconnected.is_set():
-                await send({"type": "http.response.body", "body": f"id: {n}\ndata: {n}\n\n".encode(),
-                            "more_body": True})
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": f"id: {n}\ndata: {n}\n\n".encode(),
+                        "more_body": True,
+                    }
+                )
                 n += 1
                 await asyncio.sleep(0.01)
             # a few more sends after the disconnect must neither block nor raise
@@ -312,6 +360,7 @@ def make_infinite_sse_app(observed: list[str], errors: list[BaseException]) -> A
             raise
         finally:
             await watcher
+
     return app
 
 
@@ -374,9 +423,20 @@ def test_iter_lines_handles_all_line_endings_across_chunks() -> None:
 
 def test_sse_stream_ends_with_eof_and_iteration_stops() -> None:
     async def app(scope: Scope, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-        await send({"type": "http.response.body", "body": b"\xef\xbb\xbfevent: a\ndata: {\"x\": 1}\n\n:ping\n",
-                    "more_body": True})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b'\xef\xbb\xbfevent: a\ndata: {"x": 1}\n\n:ping\n',
+                "more_body": True,
+            }
+        )
         await send({"type": "http.response.body", "body": b"data: b\n\ndata: never dispatched\n"})
 
     client = TestClient(app)
@@ -527,19 +587,34 @@ SSE_CASES: list[tuple[str, str, list[ServerSentEvent]]] = [
     ("space before colon is part of the name", "data : x\n\n", []),
     ("value may contain colons", "data: a: b:c\n\n", [ServerSentEvent(data="a: b:c")]),
     ("event type and id", "event: upd\nid: 7\ndata: x\n\n", [ServerSentEvent(event="upd", data="x", id="7")]),
-    ("id persists across events", "id: 1\ndata: a\n\ndata: b\n\n",
-     [ServerSentEvent(data="a", id="1"), ServerSentEvent(data="b", id="1")]),
-    ("id with NUL ignored", "id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n",
-     [ServerSentEvent(data="a", id="1"), ServerSentEvent(data="b", id="1")]),
-    ("empty id resets", "id: 1\ndata: a\n\nid\ndata: b\n\n",
-     [ServerSentEvent(data="a", id="1"), ServerSentEvent(data="b", id="")]),
+    (
+        "id persists across events",
+        "id: 1\ndata: a\n\ndata: b\n\n",
+        [ServerSentEvent(data="a", id="1"), ServerSentEvent(data="b", id="1")],
+    ),
+    (
+        "id with NUL ignored",
+        "id: 1\ndata: a\n\nid: 2\x003\ndata: b\n\n",
+        [ServerSentEvent(data="a", id="1"), ServerSentEvent(data="b", id="1")],
+    ),
+    (
+        "empty id resets",
+        "id: 1\ndata: a\n\nid\ndata: b\n\n",
+        [ServerSentEvent(data="a", id="1"), ServerSentEvent(data="b", id="")],
+    ),
     ("retry digits", "retry: 3000\ndata: a\n\n", [ServerSentEvent(data="a", retry=3000)]),
-    ("retry non-digits ignored", "retry: 30s\ndata: a\n\nretry: -1\ndata: b\n\nretry: 1.5\ndata: c\n\n",
-     [ServerSentEvent(data="a"), ServerSentEvent(data="b"), ServerSentEvent(data="c")]),
+    (
+        "retry non-digits ignored",
+        "retry: 30s\ndata: a\n\nretry: -1\ndata: b\n\nretry: 1.5\ndata: c\n\n",
+        [ServerSentEvent(data="a"), ServerSentEvent(data="b"), ServerSentEvent(data="c")],
+    ),
     ("event without data not dispatched", "event: x\n\ndata: a\n\n", [ServerSentEvent(data="a")]),
     ("id-only block updates the last id", "id: 5\n\ndata: a\n\n", [ServerSentEvent(data="a", id="5")]),
-    ("event type reset after dispatch", "event: x\ndata: a\n\ndata: b\n\n",
-     [ServerSentEvent(event="x", data="a"), ServerSentEvent(data="b")]),
+    (
+        "event type reset after dispatch",
+        "event: x\ndata: a\n\ndata: b\n\n",
+        [ServerSentEvent(event="x", data="a"), ServerSentEvent(data="b")],
+    ),
     ("empty event name means message", "event:\ndata: a\n\n", [ServerSentEvent(data="a")]),
     ("leading BOM stripped", "\ufeffdata: a\n\n", [ServerSentEvent(data="a")]),
     ("only one BOM stripped", "\ufeff\ufeffdata: a\n\ndata: b\n\n", [ServerSentEvent(data="b")]),

@@ -25,7 +25,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from .sse.event import error_event
+from ..sse.event import error_event
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._protocol import RatHttpProtocol
+    from .protocol import RatHttpProtocol
 
 __all__ = ["Exchange", "plain_response"]
 

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from ._exchange import Exchange, plain_response
+from .exchange import Exchange, plain_response
 
 __all__ = ["RatHttpProtocol"]
 

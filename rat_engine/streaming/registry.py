@@ -13,10 +13,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import StreamLimitExceeded
+from ..exceptions import StreamLimitExceeded
 
 if TYPE_CHECKING:
-    from .streaming import StreamingResponse
+    from .response import StreamingResponse
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import _json, _stepping
-from .broadcast.subscription import Subscription
-from .pumps import (
+from .. import _json
+from ..broadcast.subscription import Subscription
+from ..responses import Response
+from . import stepping as _stepping
+from .sources import (
     ChunkEncoder,
     ErrorEncoder,
     StreamBuffer,
@@ -33,10 +35,9 @@ from .pumps import (
     _close_async,
     _encode_or_error,
 )
-from .responses import Response
 
 if TYPE_CHECKING:
-    from .connections import ConnectionManager, StreamInfo
+    from .registry import ConnectionManager, StreamInfo
 
 logger = logging.getLogger(__name__)
 

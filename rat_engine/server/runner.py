@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from ._protocol import RatHttpProtocol
+from .protocol import RatHttpProtocol
 
 if TYPE_CHECKING:
-    from .app import RatApp
+    from ..app import RatApp
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ __all__ = ["ServerHandle", "serve"]
 
 
 def _find_rat_app(app: Any) -> RatApp | None:
-    from .app import RatApp
+    from ..app import RatApp
 
     for _ in range(10):  # unwrap uvicorn's proxy-headers middleware and the like
         if isinstance(app, RatApp):

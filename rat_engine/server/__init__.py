@@ -1,0 +1,9 @@
+"""The wire: rat_engine's HTTP server (protocol, exchange, flow control, runner).
+
+Nothing in this package imports the application layer: it serves any ASGI 3 app, and gives
+rat_engine's streams ``scope["rat.exchange"]`` (see :mod:`rat_engine.streaming.wire`).
+"""
+
+from .runner import RatServer, ServerHandle, run_with_reload, serve
+
+__all__ = ["RatServer", "ServerHandle", "run_with_reload", "serve"]
