@@ -6,22 +6,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from ._threads import DaemonThreadPool
-from .broadcast import POLICIES, Broadcast
+from ._types import ROUTE_KINDS, Receive, RouteKind, Scope, Send
+from .broadcast import Broadcast
 from .dispatch import handle_http
-from .endpoints import Endpoint, describe_callable
+from .endpoints import Endpoint, describe_callable, where
 from .exceptions import RouteError
 from .files import FileResponse, safe_join
 from .hooks import Hooks
 from .middleware import CORSMiddleware, Middleware
 from .observability import Metrics, install_metrics, install_status_page
-from .request import RequestLimits
 from .routing import Router, compile_rule
-from .sse.event import SSEEvent
-from .streaming import StreamSettings
+from .settings import ROUTE_STREAM_OPTIONS, BroadcastSettings, Limits, StreamSettings, resolve_options
 from .streaming.registry import ConnectionManager
 
 logger = logging.getLogger(__name__)
@@ -29,36 +28,30 @@ logger = logging.getLogger(__name__)
 __all__ = ["RatApp"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_STREAM_KINDS = frozenset({"sse", "sse_json", "sse_text", "chunk"})
 
 
 class RatApp:
     """A rat_engine application (an ASGI 3 app: ``uvicorn module:app`` works too).
 
+    Settings come as three objects (their fields are documented in :mod:`rat_engine.settings`),
+    or as RAT Engine's flat keywords, which are aliases of their fields: ``max_body_size``,
+    ``max_streams``, ``max_streams_per_client``, ``max_thread_streams`` (:class:`Limits`);
+    ``sse_ping_interval``, ``sse_send_timeout``, ``sse_max_duration``, ``sse_buffer_size``,
+    ``sse_retry``, ``sse_thread_stack_size``, ``shutdown_retry`` (:class:`StreamSettings`);
+    ``broadcast_url``, ``broadcast_history``, ``broadcast_history_ttl``,
+    ``broadcast_max_backlog``, ``broadcast_policy`` (:class:`BroadcastSettings`).
+
     Args:
         name: Shown in logs.
         debug: Show exception details in 500 bodies and SSE ``error`` events.
-        max_body_size: Request bodies above this many bytes get 413.
-        sse_ping_interval: Seconds of silence before a ``: ping`` keep-alive (0 disables).
-        sse_send_timeout: Close a stream whose client accepts no data for this long (None: never).
-        sse_max_duration: End every stream after this many seconds (None: no limit).
-        sse_buffer_size: Events buffered per stream before its generator waits at ``yield``.
-        sse_retry: ``retry:`` hint (ms) sent at the start of every stream (None: not sent).
-        sse_thread_stack_size: Stack bytes of each sync-generator thread (small, so thousands fit).
-        max_streams: Concurrent streams per process (503 beyond).
-        max_streams_per_client: Concurrent streams per client address (429 beyond).
-        max_thread_streams: Concurrent sync-generator streams, one thread each (503 beyond).
+        limits: Request and stream limits (:class:`~rat_engine.settings.Limits`).
+        stream_settings: Stream defaults, overridable per route.
+        broadcast_settings: ``app.broadcast``'s backend URL and bounds.
+        config: Kept in ``app.config`` for the application's own use.
         handler_threads: Size of the pool that runs plain (non-async) handlers.
         shutdown_grace: Seconds open streams get to finish when the server stops.
-        shutdown_retry: ``retry:`` (ms) sent to open streams at shutdown, so browsers reconnect
-            to the next instance after about that long (None: no farewell frame).
-        broadcast_url: ``memory://`` (one process) or ``redis://host:6379/0`` (many processes
-            and machines); defaults to the ``RAT_BROADCAST_URL`` environment variable, then memory.
-        broadcast_history: Messages kept per channel for ``Last-Event-ID`` replay.
-        broadcast_history_ttl: Seconds a message stays replayable (None: count limit only).
-        broadcast_max_backlog: Messages queued per slow subscriber before ``broadcast_policy``.
-        broadcast_policy: ``drop_oldest``, ``disconnect`` or ``coalesce``.
-        **config: Kept in ``app.config`` for the application's own use.
+        **options: The flat keywords above. A near miss of a known name raises ``TypeError``
+            ("did you mean"); any other keyword is kept in ``app.config`` with a warning.
     """
 
     def __init__(
@@ -66,66 +59,42 @@ class RatApp:
         name: str = "rat_app",
         *,
         debug: bool = False,
-        max_body_size: int = 16 * 1024 * 1024,
-        sse_ping_interval: float = 15.0,
-        sse_send_timeout: float | None = 60.0,
-        sse_max_duration: float | None = None,
-        sse_buffer_size: int = 64,
-        sse_retry: int | None = None,
-        sse_thread_stack_size: int = 256 * 1024,
-        max_streams: int = 10_000,
-        max_streams_per_client: int | None = None,
-        max_thread_streams: int = 8_192,
+        limits: Limits | None = None,
+        stream_settings: StreamSettings | None = None,
+        broadcast_settings: BroadcastSettings | None = None,
+        config: Mapping[str, Any] | None = None,
         handler_threads: int = 64,
         shutdown_grace: float = 5.0,
-        shutdown_retry: int | None = 2000,
-        broadcast_url: str | None = None,
-        broadcast_history: int = 1000,
-        broadcast_history_ttl: float | None = None,
-        broadcast_max_backlog: int = 256,
-        broadcast_policy: str = "drop_oldest",
-        **config: Any,
+        **options: Any,
     ) -> None:
         self.name = name
         self.debug = debug
-        self.config: dict[str, Any] = dict(config)
+        self.limits, self.stream_settings, self.broadcast_settings, rest = resolve_options(
+            options, limits, stream_settings, broadcast_settings
+        )
+        self.config: dict[str, Any] = {**(config or {}), **rest}
         self.router: Router[Endpoint] = Router()
         self.hooks = Hooks()
-        self.limits = RequestLimits(max_body_size=max_body_size)
-        self.stream_settings = StreamSettings(
-            ping_interval=sse_ping_interval,
-            max_duration=sse_max_duration,
-            send_timeout=sse_send_timeout,
-            buffer_size=sse_buffer_size,
-            retry=sse_retry,
-            expose_errors=debug,
-            thread_stack_size=sse_thread_stack_size,
-        )
-        self.connections = ConnectionManager(max_streams, max_streams_per_client, max_thread_streams)
+        self.connections = ConnectionManager(self.limits)
         self.shutdown_grace = shutdown_grace
-        self.shutdown_retry = shutdown_retry
         self._handler_threads = handler_threads
         self._executor: DaemonThreadPool | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
-        self.broadcast_url = broadcast_url or os.environ.get("RAT_BROADCAST_URL") or "memory://"
-        self._broadcast_options: dict[str, Any] = {
-            "history": broadcast_history,
-            "history_ttl": broadcast_history_ttl,
-            "max_backlog": broadcast_max_backlog,
-            "policy": broadcast_policy,
-        }
-        if broadcast_policy not in POLICIES:
-            raise ValueError(f"unknown broadcast_policy {broadcast_policy!r}; use one of {POLICIES}")
         self._broadcast: Broadcast | None = None
         self.metrics: Metrics | None = None
+
+    @property
+    def broadcast_url(self) -> str:
+        """The broadcast backend's URL (the setting, else ``RAT_BROADCAST_URL``, else memory)."""
+        return self.broadcast_settings.url or os.environ.get("RAT_BROADCAST_URL") or "memory://"
 
     # -- registration: every decorator is a one-liner over route() -------------------------------
     def route(
         self,
         rule: str,
-        methods: Iterable[str] | None = None,
+        methods: Iterable[str] | str | None = None,
         *,
-        kind: str = "route",
+        kind: RouteKind = "route",
         inline: bool = False,
         stream_body: bool = False,
         max_body_size: int | None = None,
@@ -135,7 +104,8 @@ class RatApp:
 
         Args:
             rule: e.g. ``"/api/progress/<session_id>"``, ``"/u/<int:id>"``, ``"/f/<path:p>"``.
-            methods: HTTP methods (default GET; HEAD is served by GET routes).
+            methods: HTTP methods (default GET; HEAD is served by GET routes); one method may
+                be given as a string (``methods="POST"``).
             kind: How return values are read (see :mod:`rat_engine.convert`).
             inline: Run a plain (non-async) handler on the event loop instead of the thread
                 pool: faster, but it must never block.
@@ -165,64 +135,79 @@ class RatApp:
         self,
         rule: str,
         func: Callable[..., Any],
-        methods: Iterable[str] | None = None,
+        methods: Iterable[str] | str | None = None,
         *,
-        kind: str = "route",
+        kind: RouteKind = "route",
         inline: bool = False,
         stream_body: bool = False,
         max_body_size: int | None = None,
         **stream_options: Any,
     ) -> None:
         """Non-decorator form of :meth:`route`."""
-        if stream_options:
-            if kind not in _STREAM_KINDS:
-                raise TypeError(
-                    f"unknown option(s) {sorted(stream_options)} for a {kind!r} route (ping_interval, "
-                    "max_duration, send_timeout, buffer_size and retry apply to sse/sse_json/sse_text/chunk)"
-                )
-            self.stream_settings.merged(stream_options)  # validates names now, not per request
+        spec = ROUTE_KINDS.get(kind)
+        if spec is None:
+            raise ValueError(
+                f"unknown route kind {kind!r}; use one of {', '.join(ROUTE_KINDS)} [{where(func)}]"
+            )
+        if stream_options and not spec.stream:
+            raise TypeError(
+                f"unknown option(s) {sorted(stream_options)} for a {kind!r} route ({', '.join(ROUTE_STREAM_OPTIONS)} "
+                f"apply to sse/sse_json/sse_text/chunk) [{where(func)}]"
+            )
+        unknown = set(stream_options) - set(ROUTE_STREAM_OPTIONS)
+        if unknown:
+            raise TypeError(f"unknown stream option(s) {sorted(unknown)} [{where(func)}]")
+        settings = self.stream_settings.merged(stream_options) if spec.stream else None
+        if isinstance(methods, str):
+            methods = (methods,)  # one method, not its letters
         method_list = tuple(m.upper() for m in (methods or ("GET",)))
         try:
-            call = describe_callable(func, compile_rule(rule).param_names, inline)
-        except RouteError as exc:
-            raise RouteError(f"{exc} [{_where(func)}]") from None
-        endpoint = Endpoint(
-            func,
-            kind,
-            rule,
-            method_list,
-            stream_options=dict(stream_options),
-            stream_body=stream_body,
-            max_body_size=max_body_size,
-            **call,
-        )
-        try:
+            plan = describe_callable(func, compile_rule(rule).param_names, inline)
+            endpoint = Endpoint(
+                func,
+                kind,
+                rule,
+                method_list,
+                plan,
+                stream_settings=settings,
+                stream_body=stream_body,
+                max_body_size=max_body_size,
+                where=where(func),
+            )
             self.router.add(rule, method_list, endpoint)
         except RouteError as exc:
-            raise RouteError(f"{exc} [{_where(func)}]") from None
+            raise RouteError(f"{exc} [{where(func)}]") from None
 
-    def html(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
+    def html(self, rule: str, methods: Iterable[str] | str | None = None, **options: Any) -> Callable[[F], F]:
         return self.route(rule, methods, kind="html", **options)
 
-    def json(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
+    def json(self, rule: str, methods: Iterable[str] | str | None = None, **options: Any) -> Callable[[F], F]:
         return self.route(rule, methods or ("GET", "POST"), kind="json", **options)
 
-    def custom(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
+    def custom(
+        self, rule: str, methods: Iterable[str] | str | None = None, **options: Any
+    ) -> Callable[[F], F]:
         return self.route(rule, methods, kind="custom", **options)
 
-    def file(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
+    def file(self, rule: str, methods: Iterable[str] | str | None = None, **options: Any) -> Callable[[F], F]:
         return self.route(rule, methods, kind="file", **options)
 
-    def chunk(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
+    def chunk(
+        self, rule: str, methods: Iterable[str] | str | None = None, **options: Any
+    ) -> Callable[[F], F]:
         return self.route(rule, methods, kind="chunk", **options)
 
-    def sse(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
+    def sse(self, rule: str, methods: Iterable[str] | str | None = None, **options: Any) -> Callable[[F], F]:
         return self.route(rule, methods, kind="sse", **options)
 
-    def sse_json(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
+    def sse_json(
+        self, rule: str, methods: Iterable[str] | str | None = None, **options: Any
+    ) -> Callable[[F], F]:
         return self.route(rule, methods, kind="sse_json", **options)
 
-    def sse_text(self, rule: str, methods: Iterable[str] | None = None, **options: Any) -> Callable[[F], F]:
+    def sse_text(
+        self, rule: str, methods: Iterable[str] | str | None = None, **options: Any
+    ) -> Callable[[F], F]:
         return self.route(rule, methods, kind="sse_text", **options)
 
     # -- hooks ----------------------------------------------------------------------------------
@@ -287,7 +272,14 @@ class RatApp:
     def broadcast(self) -> Broadcast:
         """Channels with replay: ``publish(channel, data, event=...)``, ``subscribe(channel, last_event_id)``."""
         if self._broadcast is None:
-            self._broadcast = Broadcast(self.broadcast_url, **self._broadcast_options)
+            settings = self.broadcast_settings
+            self._broadcast = Broadcast(
+                self.broadcast_url,
+                history=settings.history,
+                history_ttl=settings.history_ttl,
+                max_backlog=settings.max_backlog,
+                policy=settings.policy,
+            )
         return self._broadcast
 
     @property
@@ -303,11 +295,6 @@ class RatApp:
         if self._broadcast is not None:
             stats["broadcast"] = self._broadcast.stats()
         return stats
-
-    def shutdown_frame(self) -> bytes | None:
-        if self.shutdown_retry is None:
-            return None
-        return SSEEvent(retry=self.shutdown_retry, comment="server shutting down").encode()
 
     def begin_shutdown(self) -> asyncio.Task[None]:
         """Start closing open streams (idempotent); the server calls this on SIGTERM/Ctrl-C."""
@@ -343,16 +330,26 @@ class RatApp:
         may take to send a request head (slowloris protection: 408 and close). Other options go
         to uvicorn's ``Config``.
         """
-        from .server import serve
+        from .server import configure_logging, serve  # loaded only when this app serves itself
 
         if debug is not None:
             self.debug = debug
-            self.stream_settings.expose_errors = debug
             if debug and log_level == "info":
                 log_level = "debug"
         if enable_access_log is not None:
             access_log = enable_access_log
         del enable_error_log  # errors are always logged (RAT Engine's switch is accepted, not needed)
+        if workers > 1 and not self.broadcast.is_distributed:
+            configure_logging(log_level)
+            logger.warning(
+                "broadcast backend %s delivers messages only inside one process: with %d workers, "
+                "subscribers on the other workers miss them. Use broadcast_url='redis://...' "
+                "(or RAT_BROADCAST_URL) for more than one worker.",
+                self.broadcast_url,
+                workers,
+            )
+        server_options.setdefault("header_timeout", self.limits.header_timeout)
+        server_options.setdefault("timeout_graceful_shutdown", int(self.shutdown_grace) + 1)
         return serve(
             self,
             host=host,
@@ -361,11 +358,12 @@ class RatApp:
             blocking=blocking,
             log_level=log_level,
             access_log=access_log,
+            name=self.name,
             **server_options,
         )
 
     # -- ASGI -----------------------------------------------------------------------------------
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await handle_http(self, scope, receive, send)
@@ -374,44 +372,26 @@ class RatApp:
         elif kind == "websocket":
             await send({"type": "websocket.close", "code": 1000})
 
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.broadcast.start()
-                    for func in self.hooks.startup:
-                        result = func()
-                        if asyncio.iscoroutine(result):
-                            await result
-                except Exception as exc:
-                    logger.exception("startup hook failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.begin_shutdown()
-                for func in self.hooks.shutdown:
-                    try:
-                        result = func()
-                        if asyncio.iscoroutine(result):
-                            await result
-                    except Exception:
-                        logger.exception("shutdown hook failed")
-                if self._broadcast is not None:
-                    await self._broadcast.stop()
-                if self._executor is not None:
-                    self._executor.shutdown(wait=False, cancel_futures=True)
-                    self._executor = None
-                self._shutdown_task = None
-                self.connections.shutting_down = False
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
-def _where(func: Callable[..., Any]) -> str:
-    """``file:line`` of a handler, so a registration error points at the user's code."""
-    code = getattr(func, "__code__", None)
-    if code is None:
-        return getattr(func, "__qualname__", repr(func))
-    return f"{code.co_filename}:{code.co_firstlineno} {getattr(func, '__qualname__', '')}".rstrip()
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        try:
+            await self.broadcast.start()
+            await self.hooks.run_startup()
+        except Exception as exc:
+            logger.exception("startup hook failed")
+            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        assert message["type"] == "lifespan.shutdown"
+        await self.begin_shutdown()
+        await self.hooks.run_shutdown()
+        if self._broadcast is not None:
+            await self._broadcast.stop()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+        self._shutdown_task = None
+        self.connections.reopen()
+        await send({"type": "lifespan.shutdown.complete"})

@@ -30,14 +30,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _json
+from ._types import ROUTE_KINDS, RouteKind
 from .files import FileResponse
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from .sse.response import EventStreamResponse
-from .streaming import StreamingResponse
+from .streaming.response import StreamingResponse
 
-__all__ = ["STREAM_KINDS", "make_response"]
-
-STREAM_KINDS = {"sse": "auto", "sse_json": "json", "sse_text": "text"}
+__all__ = ["make_response"]
 
 
 def _split_tuple(rv: tuple[Any, ...]) -> tuple[Any, int | None, str | None, Any]:
@@ -48,7 +47,9 @@ def _split_tuple(rv: tuple[Any, ...]) -> tuple[Any, int | None, str | None, Any]
         if isinstance(extra, bool):
             raise TypeError("a bool is not a valid status, content type or headers value")
         if isinstance(extra, int):
-            status = extra
+            status = _status(extra)
+        elif isinstance(extra, str) and extra.isdigit():
+            status = _status(int(extra))  # ``return body, "201"``: a status, not a content type
         elif isinstance(extra, str):
             content_type = extra
         elif isinstance(extra, (Mapping, list)):
@@ -58,6 +59,12 @@ def _split_tuple(rv: tuple[Any, ...]) -> tuple[Any, int | None, str | None, Any]
     return body, status, content_type, headers
 
 
+def _status(code: int) -> int:
+    if not 100 <= code <= 599:
+        raise TypeError(f"{code} is not an HTTP status (100-599)")
+    return code
+
+
 def _is_stream(body: Any) -> bool:
     """A generator or other lazy iterable (not a value that is sent whole)."""
     if isinstance(body, (str, bytes, bytearray, memoryview, dict, list, tuple)):
@@ -65,9 +72,10 @@ def _is_stream(body: Any) -> bool:
     return hasattr(body, "__aiter__") or hasattr(body, "__next__")
 
 
-def _body_response(body: Any, kind: str, content_type: str | None) -> Response:
-    if kind in STREAM_KINDS:
-        return EventStreamResponse(body, mode=STREAM_KINDS[kind])
+def _body_response(body: Any, kind: RouteKind, content_type: str | None) -> Response:
+    sse_mode = ROUTE_KINDS[kind].sse_mode
+    if sse_mode is not None:
+        return EventStreamResponse(body, mode=sse_mode)
     if kind == "chunk":
         return StreamingResponse(body, media_type=content_type)
     if _is_stream(body):
@@ -91,12 +99,12 @@ def _body_response(body: Any, kind: str, content_type: str | None) -> Response:
     if isinstance(body, (bytes, bytearray, memoryview)):
         default = "application/octet-stream" if kind in ("custom", "file") else "text/html"
         return Response(bytes(body), media_type=content_type or default)
-    if kind in ("custom", "file") or not isinstance(body, str) and not hasattr(body, "__iter__"):
+    if kind in ("custom", "file") or (not isinstance(body, str) and not hasattr(body, "__iter__")):
         return PlainTextResponse(str(body), media_type=content_type)
     return HTMLResponse(body if isinstance(body, str) else str(body), media_type=content_type)
 
 
-def make_response(rv: Any, kind: str = "route") -> Response:
+def make_response(rv: Any, kind: RouteKind = "route") -> Response:
     """Convert a handler's (or hook's, or error handler's) return value; see the module doc.
 
     Raises:
@@ -117,7 +125,7 @@ def make_response(rv: Any, kind: str = "route") -> Response:
         response = _body_response(rv, kind, None)
     if status is not None:
         response.status_code = status
-    if content_type is not None and kind not in STREAM_KINDS:
+    if content_type is not None and ROUTE_KINDS[kind].sse_mode is None:
         response.headers["content-type"] = content_type
     if headers is not None:
         pairs = headers.items() if isinstance(headers, Mapping) else headers

@@ -2,7 +2,8 @@
 
     build request_data (414/431) -> match route (404/405) -> read body (413)
       -> before hooks (may answer) -> handler -> make_response -> after hooks
-      -> [stream: admission (503/429), registry] -> send -> access log
+      -> [stream: Stream made, admitted and registered in one step (503/429)] -> send
+      -> access log
 
 Every exception on the way becomes a response: ``HTTPException`` its own status, anything else
 a logged 500 whose body hides internals unless ``debug`` is on. The worker never dies.
@@ -17,14 +18,16 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from ._types import Receive, Scope, Send
 from .convert import make_response
-from .exceptions import HTTPException
+from .exceptions import HTTPException, StreamLimitExceeded
 from .request import RequestData, build_request_data, read_body
 from .responses import JSONResponse, Response
 from .routing import MethodNotAllowed, NotFound
-from .sse.response import EventStreamResponse
-from .streaming import StreamContext, StreamingResponse, source_kind
+from .streaming.response import StreamContext, StreamingResponse
 from .streaming.signals import Disconnected
+from .streaming.stream import Stream
+from .streaming.wire import wire_for
 
 if TYPE_CHECKING:
     from .app import RatApp
@@ -44,7 +47,7 @@ def _printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-async def handle_http(app: RatApp, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def handle_http(app: RatApp, scope: Scope, receive: Receive, send: Send) -> None:
     started = time.perf_counter()
     request_data: RequestData | None = None
     endpoint: Endpoint | None = None
@@ -58,19 +61,25 @@ async def handle_http(app: RatApp, scope: dict[str, Any], receive: Any, send: An
             response = await app.hooks.run_after(request_data, response)
         except Exception as exc:
             response = await _error_response(app, request_data, exc)
-    if isinstance(response, StreamingResponse):
-        response = _admit_stream(app, request_data, endpoint, response)
+    stream: Stream | None = None
     try:
-        await response(scope, receive, send)
+        if isinstance(response, StreamingResponse) and scope["method"] != "HEAD":
+            opened = _open_stream(app, request_data, endpoint, response, scope, receive, send)
+            if isinstance(opened, Stream):
+                stream = opened
+            else:  # refused by a limit
+                response = opened
+        if stream is not None:
+            await stream.run()
+        else:
+            await response(scope, receive, send)
     finally:
         if request_data is not None:
             request_data.close()
+    sent = stream.info.bytes_sent if stream is not None else response.bytes_sent
     if app.metrics is not None:
         app.metrics.observe(
-            scope["method"],
-            response.status_code,
-            time.perf_counter() - started,
-            isinstance(response, StreamingResponse),
+            scope["method"], response.status_code, time.perf_counter() - started, stream is not None
         )
     if access_logger.isEnabledFor(logging.INFO):
         client = scope.get("client")
@@ -81,14 +90,14 @@ async def handle_http(app: RatApp, scope: dict[str, Any], receive: Any, send: An
             _printable(scope["path"]),
             scope.get("http_version", "1.1"),
             response.status_code,
-            response.bytes_sent,
+            sent,
             (time.perf_counter() - started) * 1000,
-            f" stream:{response.stop_reason}" if isinstance(response, StreamingResponse) else "",
+            f" stream:{stream.stop_reason}" if stream is not None else "",
         )
 
 
 async def _respond(
-    app: RatApp, request_data: RequestData, scope: dict[str, Any], receive: Any
+    app: RatApp, request_data: RequestData, scope: Scope, receive: Receive
 ) -> tuple[Endpoint | None, Response]:
     match = app.router.match(request_data["method"], request_data["path"])
     endpoint = None if isinstance(match, (NotFound, MethodNotAllowed)) else match.endpoint
@@ -113,37 +122,44 @@ async def _respond(
             return None, Response(b"", 204, {"allow": allow + ", OPTIONS"})
         raise HTTPException(405, headers={"allow": allow})
     assert endpoint is not None
-    if endpoint.call_style == "inline" and not match.params:  # PERF: no coroutine hop
-        rv = endpoint.func(request_data) if endpoint.pass_request else endpoint.func()
+    if endpoint.plan.call_style == "direct" and not match.params:  # PERF: no coroutine hop
+        rv = endpoint.func(request_data) if endpoint.plan.pass_request else endpoint.func()
     else:
         rv = await endpoint.call(request_data, match.params, app.executor)
     return endpoint, make_response(rv, endpoint.kind)
 
 
-def _admit_stream(
-    app: RatApp, request_data: RequestData | None, endpoint: Endpoint | None, response: StreamingResponse
-) -> Response:
+def _open_stream(
+    app: RatApp,
+    request_data: RequestData | None,
+    endpoint: Endpoint | None,
+    response: StreamingResponse,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+) -> Stream | Response:
+    """The running stream, admitted and registered (one step: nothing awaits in between, so
+    concurrent requests cannot overshoot a limit); the 503/429 answer when a limit refuses it."""
     client = request_data["remote_addr"] if request_data is not None else ""
-    try:
-        app.connections.admit(client, needs_thread=source_kind(response.content) == "thread")
-    except HTTPException as exc:
-        close = getattr(response.content, "close", None)
-        if callable(close):
-            close()
-        logger.warning("stream refused for %s: %s", client, exc.detail)
-        return _default_error(app, exc.status_code, exc.detail, exc.headers, None)
-    options = endpoint.stream_options if endpoint is not None else {}
     disconnected = request_data.get("disconnected") if request_data is not None else None
-    response.context = StreamContext(
-        settings=app.stream_settings.merged(options),
+    settings = endpoint.stream_settings if endpoint is not None else None
+    context = StreamContext(
+        settings=settings or app.stream_settings,
         manager=app.connections,
         route=endpoint.rule if endpoint is not None else "",
+        handler=endpoint.where if endpoint is not None else "",
         client=client,
+        debug=app.debug,
         disconnected=disconnected if isinstance(disconnected, threading.Event) else Disconnected(),
-        # The farewell frame is SSE syntax: never appended to other streams (a chunked download).
-        shutdown_frame=app.shutdown_frame() if isinstance(response, EventStreamResponse) else None,
     )
-    return response
+    stream = Stream(response, context, wire_for(scope, receive, send), scope.get("path", ""))
+    try:
+        app.connections.open(stream)
+    except StreamLimitExceeded as exc:
+        stream.discard()
+        logger.warning("stream refused for %s: %s", client, exc.detail)
+        return _default_error(app, exc.status_code, exc.detail, exc.headers, None)
+    return stream
 
 
 async def _error_response(app: RatApp, request_data: RequestData | None, exc: Exception) -> Response:

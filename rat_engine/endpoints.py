@@ -12,50 +12,66 @@ import functools
 import inspect
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
 
+from ._types import ROUTE_KINDS, RouteKind
 from .exceptions import RouteError
+from .settings import StreamSettings
 
-__all__ = ["Endpoint", "describe_callable"]
+__all__ = ["CallPlan", "Endpoint", "describe_callable", "where"]
+
+#: "async" (coroutine function), "direct" (called on the loop: generator functions, whose call
+#: runs no user code, and ``inline=True`` handlers), or "threaded" (a plain function: runs on
+#: the handler thread pool).
+CallStyle = Literal["async", "direct", "threaded"]
+
+
+class CallPlan(NamedTuple):
+    """How a handler is called, worked out once at registration."""
+
+    call_style: CallStyle
+    pass_request: bool
+    #: Path parameters the handler accepts; None means all (it has ``**kwargs``).
+    accepted: frozenset[str] | None
 
 
 @dataclass(slots=True)
 class Endpoint:
     func: Callable[..., Any]
-    kind: str
+    kind: RouteKind
     rule: str
     methods: tuple[str, ...]
-    #: "async" (coroutine function), "inline" (generator functions: calling them runs no user
-    #: code), or "sync" (plain function: runs on the handler thread pool unless inline=True).
-    call_style: str
-    pass_request: bool
-    #: Path parameters the handler accepts; None means all (it has ``**kwargs``).
-    accepted: frozenset[str] | None
-    stream_options: dict[str, Any] = field(default_factory=dict)
+    plan: CallPlan
+    #: The route's stream settings (app defaults with its own options), resolved at
+    #: registration; None for routes that are not streams.
+    stream_settings: StreamSettings | None = None
     #: Leave the body unread for ``request_data.stream()`` (uploads).
     stream_body: bool = False
     #: Overrides the app's max_body_size for this route.
     max_body_size: int | None = None
+    #: ``file:line name`` of the handler, for log lines.
+    where: str = ""
 
     @property
     def is_stream(self) -> bool:
-        return self.kind in ("sse", "sse_json", "sse_text", "chunk")
+        return ROUTE_KINDS[self.kind].stream
 
     async def call(self, request_data: dict[str, Any], params: dict[str, Any], executor: Executor) -> Any:
-        args = (request_data,) if self.pass_request else ()
-        if self.accepted is not None and params:
-            params = {k: v for k, v in params.items() if k in self.accepted}
-        if self.call_style == "async":
+        plan = self.plan
+        args = (request_data,) if plan.pass_request else ()
+        if plan.accepted is not None and params:
+            params = {k: v for k, v in params.items() if k in plan.accepted}
+        if plan.call_style == "async":
             return await self.func(*args, **params)
-        if self.call_style == "inline":
+        if plan.call_style == "direct":
             return self.func(*args, **params)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(self.func, *args, **params))
 
 
-def describe_callable(func: Callable[..., Any], param_names: tuple[str, ...], inline: bool) -> dict[str, Any]:
-    """Work out ``call_style``, ``pass_request`` and ``accepted`` for ``func``.
+def describe_callable(func: Callable[..., Any], param_names: tuple[str, ...], inline: bool) -> CallPlan:
+    """Work out how ``func`` is called.
 
     Raises:
         RouteError: the handler requires a parameter the rule does not provide.
@@ -63,16 +79,17 @@ def describe_callable(func: Callable[..., Any], param_names: tuple[str, ...], in
     if not callable(func):
         raise RouteError(f"handler {func!r} is not callable")
     target = inspect.unwrap(func)
+    call_style: CallStyle
     if inspect.iscoroutinefunction(target):
         call_style = "async"
     elif inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target) or inline:
-        call_style = "inline"
+        call_style = "direct"
     else:
-        call_style = "sync"
+        call_style = "threaded"
     try:
         signature = inspect.signature(func)
     except (TypeError, ValueError):
-        return {"call_style": call_style, "pass_request": True, "accepted": None}
+        return CallPlan(call_style, True, None)
     parameters = list(signature.parameters.values())
     has_var_kw = any(p.kind is p.VAR_KEYWORD for p in parameters)
     named = [p for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY, p.POSITIONAL_ONLY)]
@@ -89,8 +106,13 @@ def describe_callable(func: Callable[..., Any], param_names: tuple[str, ...], in
             raise RouteError(
                 f"handler {func.__qualname__} requires parameter {p.name!r} that the rule does not provide"
             )
-    return {
-        "call_style": call_style,
-        "pass_request": pass_request,
-        "accepted": None if has_var_kw else frozenset(accepted_names),
-    }
+    return CallPlan(call_style, pass_request, None if has_var_kw else frozenset(accepted_names))
+
+
+def where(func: Callable[..., Any]) -> str:
+    """``file:line name`` of a handler, so errors point at the user's code."""
+    code = getattr(inspect.unwrap(func), "__code__", None)
+    name = getattr(func, "__qualname__", "")
+    if code is None:
+        return name or repr(func)
+    return f"{code.co_filename}:{code.co_firstlineno} {name}".rstrip()

@@ -16,9 +16,9 @@ import os
 import stat
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
-from typing import Any
 
 from . import _json
+from ._types import Receive, Scope, Send
 from .exceptions import HTTPException
 from .responses import Response
 
@@ -111,7 +111,7 @@ class FileResponse(Response):
             raise HTTPException(416, "range not satisfiable", {"content-range": f"bytes */{size}"})
         return start, min(end, size - 1)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if self.status_code == 200 and self._not_modified(request_headers):
             await Response(b"", 304, {"etag": self.etag})(scope, receive, send)

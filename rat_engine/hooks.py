@@ -12,6 +12,7 @@ Hooks may be plain or ``async``; their arity is checked once, at registration:
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,8 @@ from .middleware import Middleware
 from .responses import Response
 
 __all__ = ["Hooks"]
+
+logger = logging.getLogger(__name__)
 
 Hook = Callable[..., Any]
 
@@ -101,6 +104,19 @@ class Hooks:
             if result is not None:
                 response = make_response(result)
         return response
+
+    async def run_startup(self) -> None:
+        """Run the ``on_startup`` hooks in order; the first failure propagates (startup fails)."""
+        for func in self.startup:
+            await _call(func)
+
+    async def run_shutdown(self) -> None:
+        """Run every ``on_shutdown`` hook; a failing one is logged and the rest still run."""
+        for func in self.shutdown:
+            try:
+                await _call(func)
+            except Exception:
+                logger.exception("shutdown hook failed")
 
     async def run_error(self, request_data: dict[str, Any], exc: Exception, status: int) -> Response | None:
         for middleware in self.middleware:

@@ -148,6 +148,10 @@ def install_metrics(app: RatApp, path: str) -> Metrics:
     return metrics
 
 
+#: Open streams listed on the status page (the rest are counted, not listed).
+_STATUS_STREAMS_SHOWN = 50
+
+
 def install_status_page(app: RatApp, path: str) -> None:
     stream_path = path.rstrip("/") + "/stream"
 
@@ -155,18 +159,20 @@ def install_status_page(app: RatApp, path: str) -> None:
         return _STATUS_PAGE.replace("__STREAM__", stream_path)
 
     async def status_stream() -> Any:
-        last = (time.monotonic(), app.connections.totals["events"], app.connections.totals["bytes"])
+        stats = app.stats()
+        last = (time.monotonic(), stats["events_sent_total"], stats["bytes_sent_total"])
         while True:
             now = time.monotonic()
-            totals = app.connections.totals
+            stats = app.stats()
+            events, nbytes = stats["events_sent_total"], stats["bytes_sent_total"]
             elapsed = max(now - last[0], 1e-6)
             snapshot = {
-                **app.stats(),
-                "events_per_second": round((totals["events"] - last[1]) / elapsed, 1),
-                "bytes_per_second": round((totals["bytes"] - last[2]) / elapsed, 1),
-                "streams": [s.as_dict() for s in app.connections.streams()[:50]],
+                **stats,
+                "events_per_second": round((events - last[1]) / elapsed, 1),
+                "bytes_per_second": round((nbytes - last[2]) / elapsed, 1),
+                "streams": [s.as_dict() for s in app.connections.streams()[:_STATUS_STREAMS_SHOWN]],
             }
-            last = (now, totals["events"], totals["bytes"])
+            last = (now, events, nbytes)
             yield SSEEvent(snapshot, event="status")
             await asyncio.sleep(1)
 

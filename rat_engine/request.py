@@ -28,29 +28,17 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from . import _json
+from ._types import Scope
 from .datastructures import Headers, QueryParams, UploadedFile, parse_query
 from .exceptions import HTTPException
 from .forms import FormData, MultipartReader, disk_file_in, multipart_boundary, parse_form
+from .settings import Limits
 
 __all__ = ["RequestData", "RequestLimits", "build_request_data", "read_body"]
 
 
-class RequestLimits:
-    """Size limits checked before a handler runs (each violation is a 4xx, never a crash)."""
-
-    __slots__ = ("max_url_length", "max_header_count", "max_header_bytes", "max_body_size")
-
-    def __init__(
-        self,
-        max_url_length: int = 8192,
-        max_header_count: int = 100,
-        max_header_bytes: int = 16384,
-        max_body_size: int = 16 * 1024 * 1024,
-    ) -> None:
-        self.max_url_length = max_url_length
-        self.max_header_count = max_header_count
-        self.max_header_bytes = max_header_bytes
-        self.max_body_size = max_body_size
+#: The limits a request is checked against (the former name of :class:`~rat_engine.settings.Limits`).
+RequestLimits = Limits
 
 
 class RequestData(dict[str, Any]):
@@ -58,7 +46,7 @@ class RequestData(dict[str, Any]):
 
     __slots__ = ("_form", "scope", "_receive", "_loop", "_body_limit")
 
-    def __init__(self, scope: dict[str, Any]) -> None:
+    def __init__(self, scope: Scope) -> None:
         super().__init__()
         self.scope = scope
         self._form: FormData | None = None
@@ -208,7 +196,7 @@ async def _receive_body(receive: Any, limit: int | None) -> AsyncIterator[bytes]
             return
 
 
-def build_request_data(scope: dict[str, Any], limits: RequestLimits) -> RequestData:
+def build_request_data(scope: Scope, limits: Limits) -> RequestData:
     """Everything but the body. Raises HTTPException 414/431 when a limit is exceeded."""
     raw_headers = scope["headers"]
     if len(raw_headers) > limits.max_header_count:

@@ -8,11 +8,11 @@ characters, so nothing can split the response, inject headers, or make the serve
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from . import _json
+from ._types import HeadersLike, Receive, Scope, Send
 from .datastructures import Headers
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "redirect",
 ]
 
-Scope = dict[str, Any]
 # What the HTTP grammar (RFC 9110) forbids, and what uvicorn would refuse mid-response:
 # control characters in values (tab allowed), anything but token characters in names.
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
@@ -61,7 +60,7 @@ class Response:
         self,
         body: bytes | str | None = b"",
         status: int = 200,
-        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        headers: HeadersLike = None,
         media_type: str | None = None,
     ) -> None:
         self.status_code = status
@@ -120,7 +119,7 @@ class Response:
                 raw.append((_clean_name(key), _clean(value)))
         return raw
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = self.body
         no_body = self.status_code in (204, 304) or self.status_code < 200
         await send(
@@ -153,16 +152,14 @@ class JSONResponse(Response):
         self,
         content: Any,
         status: int = 200,
-        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        headers: HeadersLike = None,
         media_type: str | None = None,
     ) -> None:
         super().__init__(_json.dumps(content), status, headers, media_type)
 
 
 class RedirectResponse(Response):
-    def __init__(
-        self, url: str, status: int = 302, headers: Mapping[str, str] | list[tuple[str, str]] | None = None
-    ) -> None:
+    def __init__(self, url: str, status: int = 302, headers: HeadersLike = None) -> None:
         super().__init__(b"", status, headers)
         # Keep the URL readable but never let it carry raw spaces or control characters.
         self.headers["location"] = quote(url, safe=":/%#?=@[]!$&'()*+,;~")

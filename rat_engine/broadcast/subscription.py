@@ -22,15 +22,17 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._types import SourceKind
+from ..settings import POLICIES
 from ..sse.event import SSEEvent
+from ..streaming.sources import ChunkSource
 from .base import Message
 
 if TYPE_CHECKING:
+    from ..streaming.stream import Stream
     from .hub import Broadcast
 
 __all__ = ["POLICIES", "Subscription"]
-
-POLICIES = ("drop_oldest", "disconnect", "coalesce")
 #: Event type sent when a Last-Event-ID is older than the channel's history (see docs).
 RESYNC_EVENT = "resync"
 
@@ -39,8 +41,11 @@ def _default_key(message: Message) -> Any:
     return message.event
 
 
-class Subscription:
-    """Messages of one channel for one consumer (see the module docstring)."""
+class Subscription(ChunkSource):
+    """Messages of one channel for one consumer (see the module docstring). As the content of
+    a stream it is that stream's :class:`~rat_engine.streaming.sources.ChunkSource`."""
+
+    kind: SourceKind = "subscription"
 
     def __init__(
         self,
@@ -69,10 +74,9 @@ class Subscription:
         self._replaying = True
         self._pending: list[Message] = []
         self._last_key: tuple[int, ...] | None = None
-        #: Set by the stream writing this subscription on rat_engine's own server: writes a frame
-        #: straight to the socket, or returns False (then it is queued as usual).
-        self.direct: Callable[[bytes], bool] | None = None
-        # StreamBuffer interface (used by the stream writer on the fast path)
+        #: The stream this subscription is the source of (set by start()): a frame may be handed
+        #: to it directly while it waits (it returns False otherwise, and the frame is queued).
+        self._stream: Stream | None = None
         self.closed = False
         self.finished = False
         self.failed = False
@@ -119,6 +123,7 @@ class Subscription:
             self.finished = True
             self._items.clear()
             self._notify_all()
+        self._stream = None
         self._wake()
         self.broadcast._detach(self)
 
@@ -139,14 +144,14 @@ class Subscription:
         # queueing it and waking a task (one task step per subscriber per message; this is
         # what kept the S1 p99 above 15 ms at 1,000 subscribers). Order is kept: only an empty
         # queue, and a woken writer (no waiter) always takes the queue path.
+        stream = self._stream
         if (
-            self.direct is not None
+            stream is not None
             and self._waiter is not None
             and not replay
             and not self._items
-            and not self.closed
             and not self.finished
-            and self.direct(message.frame)
+            and stream.write_direct(message.frame)
         ):
             return
         with self._lock:
@@ -201,7 +206,25 @@ class Subscription:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    # -- consumer: the stream writer (same interface as StreamBuffer) ------------------------
+    # -- consumer: a stream (the ChunkSource interface) ---------------------------------------
+    def start(self, stream: Stream) -> None:
+        self._stream = stream
+
+    async def pull(self) -> list[bytes]:
+        frames = self.take()
+        if frames or self.finished:
+            return frames
+        waiter = asyncio.get_running_loop().create_future()
+        if self.arm(waiter):
+            try:
+                await waiter
+            finally:
+                self.disarm()
+        return self.take()
+
+    def wake(self) -> None:
+        self._wake()
+
     def take(self) -> list[bytes]:
         with self._lock:
             if not self._items:
@@ -222,9 +245,6 @@ class Subscription:
 
     def stop(self) -> None:
         self.close()
-
-    async def wait(self, timeout: float) -> bool:
-        return True
 
     # -- consumer: async iteration ------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Message | SSEEvent]:

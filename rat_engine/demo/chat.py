@@ -38,7 +38,7 @@ def register(app: RatApp) -> None:
         return app.broadcast.subscribe("dashboard", policy="coalesce", max_backlog=4)
 
     async def publish_stats() -> None:
-        previous = app.connections.totals["events"]
+        previous = app.stats()["events_sent_total"]
         while True:
             stats = app.stats()
             events = stats["events_sent_total"]

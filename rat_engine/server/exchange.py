@@ -1,5 +1,12 @@
 """One HTTP/1.1 request and its response on rat_engine's protocol: the ASGI ``receive`` and
-``send`` an application gets, and ``scope["rat.exchange"]`` for rat_engine's own streams.
+``send`` an application gets, and ``scope["rat.exchange"]``, the
+:class:`~rat_engine.streaming.wire.StreamWire` rat_engine's streams write through.
+
+The exchange never sees the connection object: it gets the connection's :class:`FlowControl`
+(back-pressure both ways), its default headers, and two callbacks (``on_complete`` when the
+response is done, ``on_streaming`` when a response of unknown length starts). The connection
+feeds it the request body (:meth:`feed_body`, :meth:`end_body`) and tells it when the client
+is gone (:meth:`lost`).
 
 ``send()`` waits while the socket is congested (the bound on every per-stream buffer); a
 fixed-length response is held until its first body bytes so head and body leave in one write;
@@ -13,10 +20,10 @@ import http
 import logging
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .protocol import RatHttpProtocol
+from .._types import ASGIApp, Message
+from .flow_control import FlowControl
 
 __all__ = ["Exchange", "plain_response"]
 
@@ -25,6 +32,8 @@ logger = logging.getLogger("rat_engine.server")
 _BAD_NAME = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\\[\]={} \t\\"]').search
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+#: Request body bytes buffered before reading pauses until the application takes them.
+_BODY_HIGH_WATER = 65536
 _LAST_CHUNK = b"0\r\n\r\n"
 
 
@@ -57,15 +66,32 @@ class Exchange:
     """One request and its response: the ``receive`` and ``send`` the application gets, and
     ``scope["rat.exchange"]``."""
 
+    #: StreamWire: a lost client is reported by callback (async generators may be stepped).
+    native = True
+
     __slots__ = (
-        "conn", "scope", "keep_alive", "waiting_continue", "body", "more_body", "delivered",
-        "waiter", "disconnected", "on_lost", "started", "complete", "chunked", "remaining",
-        "head_only", "pending_head",
+        "scope", "flow", "transport", "default_headers", "on_complete", "on_streaming",
+        "keep_alive", "waiting_continue", "body", "more_body", "delivered", "waiter",
+        "disconnected", "on_lost", "started", "complete", "chunked", "remaining", "head_only",
+        "pending_head",
     )  # fmt: skip
 
-    def __init__(self, conn: RatHttpProtocol, scope: dict[str, Any], keep_alive: bool, expect: bool) -> None:
-        self.conn = conn
+    def __init__(
+        self,
+        scope: dict[str, Any],
+        flow: FlowControl,
+        keep_alive: bool,
+        expect: bool,
+        default_headers: list[tuple[bytes, bytes]],
+        on_complete: Callable[[Exchange], None],
+        on_streaming: Callable[[], None],
+    ) -> None:
         self.scope = scope
+        self.flow = flow
+        self.transport = flow.transport
+        self.default_headers = default_headers
+        self.on_complete = on_complete
+        self.on_streaming = on_streaming
         self.keep_alive = keep_alive
         self.waiting_continue = expect
         self.body = bytearray()
@@ -83,21 +109,21 @@ class Exchange:
         #: Status line and headers of a fixed-length response, written with the first body bytes.
         self.pending_head: bytes | None = None
 
-    async def run(self, app: Any) -> None:
+    async def run(self, app: ASGIApp) -> None:
         try:
             await app(self.scope, self.receive, self.send)
         except asyncio.CancelledError:
             if not self.complete:  # the server is forcing its shutdown
-                self.conn.transport.close()
+                self.transport.close()
             raise
         except BaseException as exc:
             logger.error("exception in ASGI application", exc_info=exc)
             if not self.started and not self.disconnected:
                 self.started = self.complete = True
-                self.conn.transport.write(plain_response(500, "Internal Server Error"))
-                self.conn.transport.close()
+                self.transport.write(plain_response(500, "Internal Server Error"))
+                self.transport.close()
             elif not self.complete:
-                self.conn.transport.close()
+                self.transport.close()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
         else:
@@ -105,10 +131,20 @@ class Exchange:
                 logger.error("ASGI application returned without completing its response")
                 if not self.started:
                     self.started = self.complete = True
-                    self.conn.transport.write(plain_response(500, "Internal Server Error"))
-                self.conn.transport.close()
+                    self.transport.write(plain_response(500, "Internal Server Error"))
+                self.transport.close()
 
     # -- connection events -----------------------------------------------------------------------
+    def feed_body(self, body: bytes) -> bool:
+        """Request body bytes arrived; True when the connection should pause reading."""
+        self.body += body
+        self.wake()
+        return len(self.body) > _BODY_HIGH_WATER
+
+    def end_body(self) -> None:
+        self.more_body = False
+        self.wake()
+
     def wake(self) -> None:
         waiter = self.waiter
         if waiter is not None:
@@ -136,15 +172,19 @@ class Exchange:
             or self.complete
             or self.disconnected
             or self.head_only
-            or self.conn.write_paused
+            or self.flow.write_paused
         ):
             return False
-        self.conn.transport.write(_chunk(body))
+        self.transport.write(_chunk(body))
         return True
 
-    def abort(self) -> None:
+    def abort(self) -> bool:
         """Drop the connection now (``send()`` waiting on a congested socket returns)."""
-        self.conn.transport.abort()
+        self.transport.abort()
+        return True
+
+    def release(self) -> None:
+        self.on_lost = None
 
     def on_disconnect(self, callback: Callable[[], Any]) -> None:
         """Run ``callback()`` once when the client goes away (now, if it already has)."""
@@ -156,36 +196,33 @@ class Exchange:
             self.on_lost.append(callback)
 
     # -- ASGI --------------------------------------------------------------------------------------
-    async def receive(self) -> dict[str, Any]:
-        conn = self.conn
+    async def receive(self) -> Message:
         if self.waiting_continue:
             self.waiting_continue = False
-            if not conn.transport.is_closing():
-                conn.transport.write(_CONTINUE)
+            if not self.transport.is_closing():
+                self.transport.write(_CONTINUE)
         while not (self.disconnected or self.complete):
             if not self.delivered and (self.body or not self.more_body):
                 body = bytes(self.body)
                 self.body.clear()
                 self.delivered = not self.more_body
                 return {"type": "http.request", "body": body, "more_body": self.more_body}
-            conn._resume_reading()
-            waiter = self.waiter = conn.loop.create_future()
+            self.flow.resume_reading()
+            waiter = self.waiter = self.flow.loop.create_future()
             await waiter
         return _DISCONNECT
 
-    async def send(self, message: dict[str, Any]) -> None:
-        conn = self.conn
-        if conn.write_paused and not self.disconnected:
-            await conn.drain()
+    async def send(self, message: Message) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
         if self.disconnected:
             return
         kind = message["type"]
         if not self.started:
             if kind != "http.response.start":
                 raise RuntimeError(f"expected 'http.response.start', got {kind!r}")
-            self._start_response(message)  # raises on an invalid header: a 500 can still go out
-            self.started = True
-            self.waiting_continue = False
+            # Raises on an invalid header: a 500 can still go out.
+            self._start_response(message["status"], message.get("headers", ()))
         elif not self.complete:
             if kind != "http.response.body":
                 raise RuntimeError(f"expected 'http.response.body', got {kind!r}")
@@ -193,14 +230,34 @@ class Exchange:
         else:
             raise RuntimeError(f"unexpected {kind!r}: the response is already complete")
 
-    def _start_response(self, message: dict[str, Any]) -> None:
-        status = message["status"]
+    # -- StreamWire: what a rat_engine stream writes through (no message dicts) --------------------
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        if self.started:
+            raise RuntimeError("the response has already started")
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if not self.disconnected:
+            self._start_response(status, headers)
+
+    async def write(self, body: bytes) -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if not self.disconnected:
+            self._write_body(body, True)
+
+    async def end(self, body: bytes = b"") -> None:
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if not self.disconnected:
+            self._write_body(body, False)
+
+    def _start_response(self, status: int, headers: Any) -> None:
         parts = [_STATUS_LINES[status]]
         length: int | None = None
         has_close = False
-        for name, value in self.conn.server_state.default_headers:
+        for name, value in self.default_headers:
             parts += [name, b": ", value, b"\r\n"]
-        for name, value in message.get("headers", ()):
+        for name, value in headers:
             if _BAD_NAME(name) or _BAD_VALUE(value):
                 raise RuntimeError(f"invalid response header {name!r}")
             name = name.lower()
@@ -222,19 +279,19 @@ class Exchange:
             parts.append(b"transfer-encoding: chunked\r\n")
         parts.append(b"\r\n")
         head = b"".join(parts)
-        conn = self.conn
-        if self.chunked and conn.waiting is None and conn.timer is not None:
-            # A stream: nothing times out while it runs, and the lazy timer (~550 bytes) would
-            # otherwise stay allocated until it fires.
-            conn.timer.cancel()
-            conn.timer = None
+        self.started = True
+        self.waiting_continue = False
+        if self.chunked:
+            self.on_streaming()
         if length is not None and length > 0 and not self.head_only:
             self.pending_head = head  # PERF: sent with the first body bytes, in one write
         else:
-            self.conn.transport.write(head)
+            self.transport.write(head)
 
     def _write_body(self, body: bytes, more_body: bool) -> None:
-        transport = self.conn.transport
+        if self.complete or not self.started:
+            raise RuntimeError("no response body can be sent now")
+        transport = self.transport
         head, self.pending_head = self.pending_head, None
         if self.head_only:
             pass
@@ -258,4 +315,4 @@ class Exchange:
             self.complete = True
             self.on_lost = None
             self.wake()
-            self.conn.response_complete(self)
+            self.on_complete(self)

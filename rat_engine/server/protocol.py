@@ -34,15 +34,19 @@ from urllib.parse import unquote
 import httptools
 
 from .exchange import Exchange, plain_response
+from .flow_control import FlowControl
 
-__all__ = ["RatHttpProtocol"]
+__all__ = ["BadRequest", "RatHttpProtocol"]
 
 logger = logging.getLogger("rat_engine.server")
 
-_BODY_HIGH_WATER = 65536
 _TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
 #: Shared by every scope (uvicorn makes one per request); nobody writes to it.
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
+
+
+class BadRequest(Exception):
+    """A request the parser accepted but HTTP forbids; its text is the 400 body."""
 
 
 class RatHttpProtocol(asyncio.Protocol):
@@ -55,8 +59,8 @@ class RatHttpProtocol(asyncio.Protocol):
     __slots__ = (
         "app", "loop", "server_state", "root_path", "keep_alive_timeout", "limit_concurrency",
         "app_state", "parser", "transport", "client", "server", "scheme", "url", "headers",
-        "expect_continue", "cycle", "pipeline", "timer", "waiting", "deadline", "read_paused",
-        "write_paused", "drains",
+        "expect_continue", "host_count", "exchange", "pipeline", "timer", "waiting", "deadline",
+        "flow",
     )  # fmt: skip
 
     def __init__(
@@ -87,7 +91,8 @@ class RatHttpProtocol(asyncio.Protocol):
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.expect_continue = False
-        self.cycle: Exchange | None = None
+        self.host_count = 0
+        self.exchange: Exchange | None = None
         self.pipeline: deque[Exchange] | None = None
         #: One lazy timer per connection serves both the head and the keep-alive timeout: a
         #: request only moves ``deadline``; the timer re-arms itself if it fires early. PERF:
@@ -95,13 +100,12 @@ class RatHttpProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.waiting: str | None = None  # "head" | "idle" | None (a request is being served)
         self.deadline = 0.0
-        self.read_paused = False
-        self.write_paused = False
-        self.drains: list[asyncio.Future[None]] | None = None
+        self.flow: FlowControl = None  # type: ignore[assignment]  # made with the transport
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self.flow = FlowControl(self.transport, self.loop)
         self.server_state.connections.add(self)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, (tuple, list)) and len(peer) >= 2:
@@ -119,15 +123,15 @@ class RatHttpProtocol(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        cycle = self.cycle
-        if cycle is not None:
-            cycle.lost()
+        exchange = self.exchange
+        if exchange is not None:
+            exchange.lost()
         if self.pipeline:
             for queued in self.pipeline:
                 queued.lost()
             self.pipeline.clear()
-        self.write_paused = False
-        self._release_drains()
+        if self.flow is not None:
+            self.flow.connection_lost()
         self.parser = None  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
@@ -136,24 +140,27 @@ class RatHttpProtocol(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             pass  # no upgrades (WebSocket) here: the request was answered as plain HTTP
         except httptools.HttpParserError as exc:
-            logger.debug("invalid HTTP request from %s: %s", self.client, exc)
-            self._reject(400, "Invalid HTTP request received.")
+            cause = exc.__context__  # what a callback raised (httptools chains it implicitly)
+            logger.debug("invalid HTTP request from %s: %s", self.client, cause or exc)
+            self._reject(
+                400, str(cause) if isinstance(cause, BadRequest) else "Invalid HTTP request received."
+            )
 
     def eof_received(self) -> bool | None:
         return None  # close the transport after a half-close, as uvicorn does
 
     def pause_writing(self) -> None:
-        self.write_paused = True
+        self.flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self.write_paused = False
-        self._release_drains()
+        self.flow.resume_writing()
 
     # -- httptools callbacks ----------------------------------------------------------------------
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
         self.expect_continue = False
+        self.host_count = 0
         if self.waiting != "head":  # the head timeout runs from the first byte of each request
             self._expect("head", self.header_timeout)
 
@@ -164,12 +171,20 @@ class RatHttpProtocol(asyncio.Protocol):
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_continue = True
+        elif name == b"host":
+            self.host_count += 1
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self.waiting = None
         parser = self.parser
         version = parser.get_http_version()
+        # RFC 9112 3.2: exactly one Host in HTTP/1.1; at most one in HTTP/1.0. Raised inside a
+        # parser callback, this ends as a 400 (data_received).
+        if self.host_count > 1:
+            raise BadRequest("Bad Request: more than one Host header.")
+        if self.host_count == 0 and version != "1.0":
+            raise BadRequest("Bad Request: missing Host header.")
         url = httptools.parse_url(self.url)
         raw_path = url.path
         path = raw_path.decode("ascii")
@@ -191,77 +206,93 @@ class RatHttpProtocol(asyncio.Protocol):
         }
         if self.app_state:
             scope["state"] = self.app_state.copy()
-        cycle = Exchange(self, scope, version != "1.0" and parser.should_keep_alive(), self.expect_continue)
-        scope["rat.exchange"] = cycle
-        current = self.cycle
+        exchange = Exchange(
+            scope,
+            self.flow,
+            version != "1.0" and parser.should_keep_alive(),
+            self.expect_continue,
+            self.server_state.default_headers,
+            self.response_complete,
+            self._streaming,
+        )
+        scope["rat.exchange"] = exchange
+        current = self.exchange
         if current is None or current.complete:
-            self.cycle = cycle
-            self._start(cycle)
+            self.exchange = exchange
+            self._start(exchange)
         else:  # pipelined: answered in order, after the current response
             if self.pipeline is None:
                 self.pipeline = deque()
-            self.pipeline.append(cycle)
-            self._pause_reading()
+            self.pipeline.append(exchange)
+            self.flow.hold_reading = True
+            self.flow.pause_reading()
 
     def on_body(self, body: bytes) -> None:
-        cycle = self.pipeline[-1] if self.pipeline else self.cycle
-        if cycle is None or cycle.complete:
+        exchange = self.pipeline[-1] if self.pipeline else self.exchange
+        if exchange is None or exchange.complete:
             return
-        cycle.body += body
-        if len(cycle.body) > _BODY_HIGH_WATER:
-            self._pause_reading()
-        cycle.wake()
+        if exchange.feed_body(body):
+            self.flow.pause_reading()
 
     def on_message_complete(self) -> None:
-        cycle = self.pipeline[-1] if self.pipeline else self.cycle
-        if cycle is None or cycle.complete:
+        exchange = self.pipeline[-1] if self.pipeline else self.exchange
+        if exchange is None or exchange.complete:
             return
-        cycle.more_body = False
-        cycle.wake()
+        exchange.end_body()
 
     # -- request lifecycle --------------------------------------------------------------------------
-    def _start(self, cycle: Exchange) -> None:
+    def _start(self, exchange: Exchange) -> None:
         state = self.server_state
         if self.limit_concurrency is not None and (
             len(state.connections) > self.limit_concurrency or len(state.tasks) >= self.limit_concurrency
         ):
             logger.warning("exceeded concurrency limit, answering 503")
-            cycle.complete = True
+            exchange.complete = True
             self.transport.write(plain_response(503, "Service Unavailable"))
             self.transport.close()
             return
-        task = self.loop.create_task(cycle.run(self.app))
+        task = self.loop.create_task(exchange.run(self.app))
         state.tasks.add(task)
         task.add_done_callback(state.tasks.discard)
 
-    def response_complete(self, cycle: Exchange) -> None:
+    def response_complete(self, exchange: Exchange) -> None:
         self.server_state.total_requests += 1
-        if not cycle.keep_alive:
+        if not exchange.keep_alive:
             self.transport.close()
             return
         if self.transport.is_closing():
             return
-        self._resume_reading()
         if self.pipeline:
-            self.cycle = self.pipeline.popleft()
-            self._start(self.cycle)
+            self.exchange = self.pipeline.popleft()
+            self.flow.hold_reading = bool(self.pipeline)
+            self.flow.resume_reading()
+            self._start(self.exchange)
         else:
+            self.flow.hold_reading = False
+            self.flow.resume_reading()
             self._expect("idle", self.keep_alive_timeout)
+
+    def _streaming(self) -> None:
+        """A response of unknown length started (a stream): nothing times out while it runs,
+        and the lazy timer (~550 bytes) would otherwise stay allocated until it fires."""
+        if self.waiting is None and self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def shutdown(self) -> None:
         """Called by uvicorn on graceful shutdown: close when idle, else after this response."""
-        cycle = self.cycle
-        if cycle is None or cycle.complete:
+        exchange = self.exchange
+        if exchange is None or exchange.complete:
             self.transport.close()
         else:
-            cycle.keep_alive = False
+            exchange.keep_alive = False
 
     def _reject(self, status: int, text: str) -> None:
-        cycle = self.cycle
-        if cycle is None or cycle.complete or not cycle.started:
+        exchange = self.exchange
+        if exchange is None or exchange.complete or not exchange.started:
             self.transport.write(plain_response(status, text))
-        if cycle is not None and not cycle.complete:
-            cycle.lost()  # the application's later sends are dropped, as after a disconnect
+        if exchange is not None and not exchange.complete:
+            exchange.lost()  # the application's later sends are dropped, as after a disconnect
         self.transport.close()
 
     # -- timers ------------------------------------------------------------------------------------
@@ -291,32 +322,8 @@ class RatHttpProtocol(asyncio.Protocol):
         if waiting == "idle":
             self.transport.close()
             return
-        cycle = self.cycle
-        if cycle is not None and not cycle.complete:
+        exchange = self.exchange
+        if exchange is not None and not exchange.complete:
             return  # a response is still being sent (e.g. a stream): not an idle head
         self.transport.write(_TIMEOUT_RESPONSE)
         self.transport.close()
-
-    # -- flow control ------------------------------------------------------------------------------
-    def _pause_reading(self) -> None:
-        if not self.read_paused:
-            self.read_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self.read_paused and not self.pipeline:
-            self.read_paused = False
-            self.transport.resume_reading()
-
-    async def drain(self) -> None:
-        waiter = self.loop.create_future()
-        if self.drains is None:
-            self.drains = []
-        self.drains.append(waiter)
-        await waiter
-
-    def _release_drains(self) -> None:
-        drains, self.drains = self.drains, None
-        for waiter in drains or ():
-            if not waiter.done():
-                waiter.set_result(None)

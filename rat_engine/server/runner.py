@@ -1,4 +1,7 @@
-"""Serve a :class:`RatApp` with uvicorn (httptools parser, uvloop), blocking or in the background.
+"""Serve an ASGI app with uvicorn's server and rat_engine's protocol, blocking or in the background.
+
+Nothing here imports the application layer. An app that has ``begin_shutdown()`` (a
+``RatApp``) is told at once when the exit signal arrives, so its streams stop without waiting.
 
 Why uvicorn and not granian's RSGI (measured, see docs/ARCHITECTURE.md): granian answered more
 small requests per second, but its 2.8 stream transport queues writes without bound, so one
@@ -23,29 +26,32 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 
 from .protocol import RatHttpProtocol
-
-if TYPE_CHECKING:
-    from ..app import RatApp
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ServerHandle", "serve"]
 
 
-def _find_rat_app(app: Any) -> RatApp | None:
-    from ..app import RatApp
+#: How deep to look through wrapping middleware (uvicorn's proxy headers and the like).
+_MAX_WRAPPERS = 10
 
-    for _ in range(10):  # unwrap uvicorn's proxy-headers middleware and the like
-        if isinstance(app, RatApp):
-            return app
+
+def _shutdown_hook(app: Any) -> Callable[[], Any] | None:
+    """The app's ``begin_shutdown`` (looking through wrapping middleware), if it has one."""
+    for _ in range(_MAX_WRAPPERS):
+        hook = getattr(app, "begin_shutdown", None)
+        if callable(hook):
+            return hook  # type: ignore[no-any-return]
         app = getattr(app, "app", None)
+        if app is None:
+            return None
     return None
 
 
@@ -54,6 +60,10 @@ class RatServer(uvicorn.Server):
     alone would wait for them to end on their own), and no signal is re-raised afterwards, so
     ``app.run()`` simply returns."""
 
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._rat_loop: asyncio.AbstractEventLoop | None = None
+
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         first = not self.should_exit
         super().handle_exit(sig, frame)
@@ -61,10 +71,10 @@ class RatServer(uvicorn.Server):
             self.begin_stream_shutdown()
 
     def begin_stream_shutdown(self) -> None:
-        loop = getattr(self, "_rat_loop", None)
-        app = _find_rat_app(getattr(self.config, "loaded_app", None))
-        if loop is not None and app is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(app.begin_shutdown)
+        loop = self._rat_loop
+        hook = _shutdown_hook(getattr(self.config, "loaded_app", None))
+        if loop is not None and hook is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(hook)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -141,7 +151,8 @@ def _bind(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def _configure_logging(level: str) -> None:
+def configure_logging(level: str) -> None:
+    """rat_engine's log lines on stderr at ``level`` (the root setup only if there is none)."""
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
@@ -150,10 +161,11 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("uvicorn").setLevel("DEBUG" if level.lower() == "debug" else "WARNING")
 
 
-def _build_config(
-    app: RatApp | str, host: str, port: int, log_level: str, options: dict[str, Any]
-) -> uvicorn.Config:
-    grace = app.shutdown_grace if not isinstance(app, str) else 5.0
+#: uvicorn's grace for open connections at shutdown, unless the app sets its own.
+_DEFAULT_GRACEFUL_SHUTDOWN = 6
+
+
+def _build_config(app: Any, host: str, port: int, log_level: str, options: dict[str, Any]) -> uvicorn.Config:
     defaults: dict[str, Any] = {
         "http": RatHttpProtocol,
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
@@ -161,7 +173,7 @@ def _build_config(
         "access_log": False,  # rat_engine writes its own access log (rat_engine.access)
         "log_config": None,  # keep the application's logging setup
         "log_level": log_level,
-        "timeout_graceful_shutdown": int(grace) + 1,
+        "timeout_graceful_shutdown": _DEFAULT_GRACEFUL_SHUTDOWN,
         "timeout_keep_alive": 5,
         "backlog": 4096,
         "server_header": False,
@@ -171,7 +183,7 @@ def _build_config(
 
 
 def serve(
-    app: RatApp,
+    app: Any,
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
@@ -179,9 +191,10 @@ def serve(
     blocking: bool = True,
     log_level: str = "info",
     access_log: bool = True,
+    name: str = "rat_engine",
     **options: Any,
 ) -> ServerHandle | None:
-    """See :meth:`RatApp.run`."""
+    """Serve the ASGI ``app`` (see :meth:`rat_engine.RatApp.run` for the options)."""
     header_timeout = options.pop("header_timeout", None)
     if header_timeout is not None:
         # A subclass per server: the setting must not leak into other servers of the process.
@@ -189,7 +202,7 @@ def serve(
             "RatHttpProtocol", (RatHttpProtocol,), {"header_timeout": float(header_timeout)}
         )
     config = _build_config(app, host, port, log_level, options)
-    _configure_logging(log_level)  # after Config, which sets uvicorn's loggers to log_level
+    configure_logging(log_level)  # after Config, which sets uvicorn's loggers to log_level
     logging.getLogger("rat_engine.access").disabled = not access_log
     sock = _bind(host, port, config.backlog)
     bound_port = sock.getsockname()[1]
@@ -204,17 +217,9 @@ def serve(
         handle = ServerHandle(server, sock, thread)
         handle.wait_ready()
         return handle
-    if workers > 1 and not app.broadcast.is_distributed:
-        logger.warning(
-            "broadcast backend %s delivers messages only inside one process: with %d workers, "
-            "subscribers on the other workers miss them. Use broadcast_url='redis://...' "
-            "(or RAT_BROADCAST_URL) for more than one worker.",
-            app.broadcast_url,
-            workers,
-        )
     logger.info(
         "%s listening on http://%s:%d (%d worker%s; Ctrl-C to stop)",
-        app.name,
+        name,
         host,
         bound_port,
         workers,
@@ -283,7 +288,7 @@ def run_with_reload(
     """Serve ``module:app`` and restart the worker process when a ``*.py`` file changes."""
     from uvicorn.supervisors import ChangeReload
 
-    _configure_logging(log_level)
+    configure_logging(log_level)
     # The worker is a spawned process: it needs the import path and its own logging setup.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

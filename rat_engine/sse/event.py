@@ -35,6 +35,7 @@ __all__ = [
     "SSEEvent",
     "Encoder",
     "comment",
+    "describe_error",
     "encode_auto",
     "encode_json",
     "encode_text",
@@ -210,6 +211,13 @@ encode_auto = _make_encoder(_auto_str, _json_frame, None)
 encode_json = _make_encoder(_text_frame, _json_frame, None)
 #: ``@app.sse_text``: one text event per item, the text taken literally.
 encode_text = _make_encoder(_text_frame, lambda item: _text_frame(str(item)), str)
+
+
+def describe_error(exc: BaseException, expose: bool) -> str:
+    """The message a client sees for ``exc``: its text only when errors are exposed (debug)."""
+    if expose:
+        return f"{type(exc).__name__}: {exc}"
+    return "Internal Server Error"
 
 
 def error_event(message: str) -> bytes:

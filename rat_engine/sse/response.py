@@ -1,23 +1,27 @@
 """``EventStreamResponse``: a :class:`StreamingResponse` that frames items as SSE events.
 
-Headers follow what proxies and browsers need: ``text/event-stream; charset=utf-8``,
-``Cache-Control: no-cache`` (and ``no-transform`` so no proxy recompresses or buffers it),
-``X-Accel-Buffering: no`` for nginx. No ``Connection`` header: it is invalid on HTTP/2 and the
-server manages the connection. Never compressed.
+Everything SSE-specific about a running stream is here: the framing of items, the ``error``
+event for a generator that raised, the ``: ping`` keep-alive, the ``retry:`` preamble and the
+farewell frame at shutdown. Headers follow what proxies and browsers need:
+``text/event-stream; charset=utf-8``, ``Cache-Control: no-cache`` (and ``no-transform`` so no
+proxy recompresses or buffers it), ``X-Accel-Buffering: no`` for nginx. No ``Connection``
+header: it is invalid on HTTP/2 and the server manages the connection. Never compressed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
 from typing import Any
 
-from ..streaming import StreamingResponse
-from ..streaming.sources import ErrorEncoder, sse_error_encoder
-from .event import Encoder, encode_auto, encode_json, encode_text
+from .._types import HeadersLike, SSEMode
+from ..settings import StreamSettings
+from ..streaming.response import StreamingResponse
+from ..streaming.sources import ErrorEncoder
+from .event import PING, Encoder, SSEEvent, describe_error, encode_auto, encode_json, encode_text, error_event
 
 __all__ = ["ENCODERS", "EventStreamResponse"]
 
-ENCODERS: dict[str, Encoder] = {"auto": encode_auto, "json": encode_json, "text": encode_text}
+ENCODERS: dict[SSEMode, Encoder] = {"auto": encode_auto, "json": encode_json, "text": encode_text}
 
 
 class EventStreamResponse(StreamingResponse):
@@ -30,24 +34,45 @@ class EventStreamResponse(StreamingResponse):
     """
 
     media_type = "text/event-stream"
-    pings = True
+    keepalive = PING
     ends_cleanly = True
 
     def __init__(
         self,
         content: Any,
         status: int = 200,
-        headers: Mapping[str, str] | list[tuple[str, str]] | None = None,
-        mode: str = "auto",
+        headers: HeadersLike = None,
+        mode: SSEMode = "auto",
     ) -> None:
         super().__init__(content, status, headers)
         self.encoder = ENCODERS[mode]
         self.headers.setdefault("cache-control", "no-cache, no-transform")
         self.headers.setdefault("x-accel-buffering", "no")
 
-    def error_encoder(self) -> ErrorEncoder:
-        return sse_error_encoder(self.context.settings.expose_errors)
+    def error_encoder(self, debug: bool) -> ErrorEncoder:
+        return _error_with_detail if debug else _error_without_detail
 
-    def preamble(self) -> bytes:
-        retry = self.context.settings.retry
-        return f"retry: {int(retry)}\n\n".encode() if retry is not None else b""
+    def preamble(self, settings: StreamSettings) -> bytes:
+        return _retry_frame(settings.retry) if settings.retry is not None else b""
+
+    def farewell(self, settings: StreamSettings) -> bytes | None:
+        return _farewell_frame(settings.shutdown_retry) if settings.shutdown_retry is not None else None
+
+
+def _error_with_detail(exc: BaseException) -> bytes:
+    return error_event(describe_error(exc, True))
+
+
+def _error_without_detail(exc: BaseException) -> bytes:
+    return error_event(describe_error(exc, False))
+
+
+@functools.lru_cache(maxsize=16)
+def _retry_frame(retry: int) -> bytes:
+    return f"retry: {int(retry)}\n\n".encode()
+
+
+@functools.lru_cache(maxsize=16)
+def _farewell_frame(retry: int) -> bytes:
+    """Encoded once per value, not per stream or per request."""
+    return SSEEvent(retry=retry, comment="server shutting down").encode()

@@ -13,10 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._types import SourceKind, StopReason
 from ..exceptions import StreamLimitExceeded
+from ..settings import Limits
 
 if TYPE_CHECKING:
-    from .response import StreamingResponse
+    from .stream import Stream
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +27,14 @@ __all__ = ["ConnectionManager", "StreamInfo"]
 
 @dataclass(slots=True)
 class StreamInfo:
-    """One live stream, as shown by :meth:`ConnectionManager.streams`."""
+    """One live stream, as shown by :meth:`ConnectionManager.streams`. Its counters are the
+    only place a stream's events and bytes are counted."""
 
     id: int
     route: str
     path: str
     client: str
-    kind: str  # "thread", "task" or "static"
+    kind: SourceKind
     started_at: float = field(default_factory=time.time)
     events_sent: int = 0
     bytes_sent: int = 0
@@ -51,60 +54,54 @@ class StreamInfo:
 
 
 class ConnectionManager:
-    """Registry of the streams of one app in one process.
+    """Registry of the streams of one app in one process; its bounds are ``limits``'
+    ``max_streams``, ``max_streams_per_client`` and ``max_thread_streams`` (read at each
+    admission, so changing ``app.limits`` takes effect at once)."""
 
-    Args:
-        max_streams: Concurrent streams allowed (503 beyond).
-        max_streams_per_client: Per client address (429 beyond); None for no limit.
-        max_thread_streams: Concurrent sync-generator streams, each holding a thread (503 beyond).
-    """
-
-    def __init__(
-        self,
-        max_streams: int = 10_000,
-        max_streams_per_client: int | None = None,
-        max_thread_streams: int = 8_192,
-    ) -> None:
-        self.max_streams = max_streams
-        self.max_streams_per_client = max_streams_per_client
-        self.max_thread_streams = max_thread_streams
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits if limits is not None else Limits()
         self._ids = itertools.count(1)
-        self._live: dict[int, tuple[StreamInfo, StreamingResponse]] = {}
+        self._live: dict[int, Stream] = {}
         self._per_client: Counter[str] = Counter()
         self._threads = 0
         self.shutting_down = False
-        self.totals: Counter[str] = Counter()  # opened, events, bytes, rejected
+        #: Streams opened and refused, and the events and bytes of streams already closed.
+        self._totals: Counter[str] = Counter()
         self.close_reasons: Counter[str] = Counter()
 
-    # -- admission ----------------------------------------------------------------------------
-    def admit(self, client: str, needs_thread: bool) -> None:
-        """Raise :class:`StreamLimitExceeded` when a new stream would exceed a limit."""
+    # -- admission and registration: one step, so concurrent opens cannot overshoot a limit -----
+    def open(self, stream: Stream) -> None:
+        """Admit ``stream`` and register it (it gets its id).
+
+        Raises:
+            StreamLimitExceeded: a limit is reached (503, or 429 for the per-client limit).
+        """
+        info, limits = stream.info, self.limits
+        refusal: StreamLimitExceeded | None = None
         if self.shutting_down:
-            self.totals["rejected"] += 1
-            raise StreamLimitExceeded("server is shutting down", retry_after=2)
-        if len(self._live) >= self.max_streams:
-            self.totals["rejected"] += 1
-            raise StreamLimitExceeded("too many open streams")
-        if needs_thread and self._threads >= self.max_thread_streams:
-            self.totals["rejected"] += 1
-            raise StreamLimitExceeded("too many streams running sync generators")
-        limit = self.max_streams_per_client
-        if limit is not None and self._per_client[client] >= limit:
-            self.totals["rejected"] += 1
-            raise StreamLimitExceeded("too many streams from this client", status_code=429)
-
-    def register(
-        self, route: str, path: str, client: str, kind: str, stream: StreamingResponse
-    ) -> StreamInfo:
-        info = StreamInfo(next(self._ids), route, path, client, kind)
-        self._live[info.id] = (info, stream)
-        self._per_client[client] += 1
-        if kind == "thread":
+            refusal = StreamLimitExceeded("server is shutting down", retry_after=2)
+        elif len(self._live) >= limits.max_streams:
+            refusal = StreamLimitExceeded("too many open streams")
+        elif info.kind == "thread" and self._threads >= limits.max_thread_streams:
+            refusal = StreamLimitExceeded("too many streams running sync generators")
+        elif (
+            limits.max_streams_per_client is not None
+            and self._per_client[info.client] >= limits.max_streams_per_client
+        ):
+            refusal = StreamLimitExceeded("too many streams from this client", status_code=429)
+        if refusal is not None:
+            self._totals["rejected"] += 1
+            raise refusal
+        info.id = next(self._ids)
+        self._live[info.id] = stream
+        self._per_client[info.client] += 1
+        if info.kind == "thread":
             self._threads += 1
-        self.totals["opened"] += 1
-        return info
+        self._totals["opened"] += 1
 
-    def unregister(self, info: StreamInfo, reason: str) -> None:
+    def close(self, stream: Stream) -> None:
+        """Unregister ``stream`` (idempotent), counting why it ended."""
+        info = stream.info
         if self._live.pop(info.id, None) is None:
             return
         self._per_client[info.client] -= 1
@@ -112,31 +109,29 @@ class ConnectionManager:
             del self._per_client[info.client]
         if info.kind == "thread":
             self._threads -= 1
+        self._totals["events"] += info.events_sent
+        self._totals["bytes"] += info.bytes_sent
+        reason: StopReason = stream.stop_reason or "finished"
         self.close_reasons[reason] += 1
-
-    def record(self, info: StreamInfo, events: int, nbytes: int) -> None:
-        info.events_sent += events
-        info.bytes_sent += nbytes
-        self.totals["events"] += events
-        self.totals["bytes"] += nbytes
 
     # -- views --------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._live)
 
     def streams(self) -> list[StreamInfo]:
-        return [info for info, _ in self._live.values()]
+        return [stream.info for stream in self._live.values()]
 
     def stats(self) -> dict[str, Any]:
+        live = [stream.info for stream in self._live.values()]
         return {
-            "open_streams": len(self._live),
+            "open_streams": len(live),
             "thread_streams": self._threads,
-            "opened_total": self.totals["opened"],
-            "rejected_total": self.totals["rejected"],
-            "events_sent_total": self.totals["events"],
-            "bytes_sent_total": self.totals["bytes"],
+            "opened_total": self._totals["opened"],
+            "rejected_total": self._totals["rejected"],
+            "events_sent_total": self._totals["events"] + sum(i.events_sent for i in live),
+            "bytes_sent_total": self._totals["bytes"] + sum(i.bytes_sent for i in live),
             "close_reasons": dict(self.close_reasons),
-            "max_streams": self.max_streams,
+            "max_streams": self.limits.max_streams,
         }
 
     # -- shutdown -----------------------------------------------------------------------------
@@ -144,7 +139,7 @@ class ConnectionManager:
         """Stop every stream (each sends its farewell frame) and wait up to ``grace`` seconds
         for their generators to be closed, so their ``finally`` blocks run."""
         self.shutting_down = True
-        streams = [stream for _, stream in self._live.values()]
+        streams = list(self._live.values())
         if not streams:
             return
         logger.info("closing %d open stream(s), grace period %.1fs", len(streams), grace)
@@ -160,3 +155,7 @@ class ConnectionManager:
             logger.warning(
                 "%d stream generator(s) did not finish within %.1fs (blocked outside a yield)", stuck, grace
             )
+
+    def reopen(self) -> None:
+        """Accept streams again (after a lifespan shutdown, e.g. a TestClient used twice)."""
+        self.shutting_down = False

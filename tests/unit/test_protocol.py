@@ -333,3 +333,54 @@ def test_disconnected_is_a_lazy_threading_event() -> None:
     assert flag.is_set() and flag.wait(0)
     flag.clear()
     assert not flag.is_set()
+
+
+# -- request framing the protocol must refuse (RFC 9112), as a table: bytes in, status out --------
+
+FRAMING = [
+    # (id, request bytes, expected status of the first response)
+    ("ok", b"GET / HTTP/1.1\r\nHost: t\r\n\r\n", 200),
+    ("http10_without_host", b"GET / HTTP/1.0\r\n\r\n", 200),
+    ("missing_host", b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400),  # RFC 9112 3.2
+    ("two_host_headers", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("two_host_headers_http10", b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    (
+        "content_length_and_transfer_encoding",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "duplicate_content_length",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        400,
+    ),
+    (
+        "obfuscated_transfer_encoding",
+        b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        400,
+    ),
+    ("bare_lf", b"GET / HTTP/1.1\nHost: t\n\n", 400),
+    ("bare_cr_in_header", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\rb\r\n\r\n", 400),
+    ("obs_fold", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n", 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"), [row[1:] for row in FRAMING], ids=[row[0] for row in FRAMING]
+)
+@run_async
+async def test_request_framing(request_bytes: bytes, status: int) -> None:
+    protocol, transport, _ = make(echo_app)
+    protocol.data_received(request_bytes)
+    await settle()
+    assert transport.out.startswith(b"HTTP/1.1 %d " % status), bytes(transport.out[:200])
+    if status == 400:
+        assert transport.closed  # a request that cannot be framed ends the connection
+
+
+@run_async
+async def test_host_errors_say_what_is_wrong() -> None:
+    protocol, transport, _ = make(echo_app)
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+    await settle()
+    assert transport.out.endswith(b"Bad Request: more than one Host header.")
