@@ -6,11 +6,12 @@ are framed per the SSE standard, notice clients leaving, keep alive, and shut do
 
 from .app import RatApp
 from .datastructures import Headers, QueryParams, UploadedFile
-from .exceptions import HTTPException, RouteError
+from .exceptions import HTTPException, RouteError, StreamLimitExceeded
 from .files import FileResponse, safe_join
 from .middleware import CORSMiddleware, Middleware
 from .request import RequestData
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, redirect
+from .settings import BroadcastSettings, Limits, StreamSettings
 from .sse.event import SSEEvent
 from .sse.response import EventStreamResponse
 from .streaming import StreamingResponse
@@ -18,6 +19,7 @@ from .streaming import StreamingResponse
 __version__ = "0.1.0"
 
 __all__ = [
+    "BroadcastSettings",
     "CORSMiddleware",
     "EventStreamResponse",
     "FileResponse",
@@ -25,6 +27,7 @@ __all__ = [
     "HTTPException",
     "Headers",
     "JSONResponse",
+    "Limits",
     "Middleware",
     "PlainTextResponse",
     "QueryParams",
@@ -34,6 +37,8 @@ __all__ = [
     "Response",
     "RouteError",
     "SSEEvent",
+    "StreamLimitExceeded",
+    "StreamSettings",
     "StreamingResponse",
     "UploadedFile",
     "__version__",

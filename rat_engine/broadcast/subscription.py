@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .._types import SourceKind
 from ..settings import POLICIES
 from ..sse.event import SSEEvent
-from ..streaming.sources import ChunkSource
+from ..streaming.chunk_source import ChunkSource
 from .base import Message
 
 if TYPE_CHECKING:

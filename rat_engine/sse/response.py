@@ -15,8 +15,8 @@ from typing import Any
 
 from .._types import HeadersLike, SSEMode
 from ..settings import StreamSettings
+from ..streaming.chunk_source import ErrorEncoder
 from ..streaming.response import StreamingResponse
-from ..streaming.sources import ErrorEncoder
 from .event import PING, Encoder, SSEEvent, describe_error, encode_auto, encode_json, encode_text, error_event
 
 __all__ = ["ENCODERS", "EventStreamResponse"]

@@ -4,9 +4,9 @@ the registry of live streams and the stop flag handlers see. Knows no wire forma
 built on top, in :mod:`rat_engine.sse`) and no server (a server implements ``StreamWire``)."""
 
 from ..settings import StreamSettings
+from .chunk_source import ChunkSource
 from .registry import ConnectionManager, StreamInfo
 from .response import StreamContext, StreamingResponse
-from .sources import ChunkSource
 from .stream import Stream
 from .wire import AsgiWire, StreamWire, wire_for
 

@@ -15,8 +15,8 @@ from .. import _json
 from .._types import HeadersLike, Receive, Scope, Send
 from ..responses import Response
 from ..settings import StreamSettings
+from .chunk_source import ErrorEncoder, close_unstarted
 from .signals import Disconnected
-from .sources import ErrorEncoder, close_unstarted
 from .stream import Stream
 from .wire import wire_for
 

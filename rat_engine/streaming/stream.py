@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 from .._types import StopReason
 from ..responses import Response
+from .chunk_source import Codec, OwnCancels, close_unstarted
 from .registry import StreamInfo
-from .sources import Codec, OwnCancels, close_unstarted, open_source
+from .sources import open_source
 from .wire import StreamWire
 
 if TYPE_CHECKING:

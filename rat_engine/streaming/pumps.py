@@ -1,0 +1,152 @@
+"""Sources with a producer of their own, filling a :class:`~.buffer.StreamBuffer`:
+
+* :class:`ThreadPump`: a **sync** iterator on its own thread. ``put`` blocks while the buffer
+  is full, so a slow reader throttles the generator at its ``yield`` instead of growing memory.
+  When the stream stops, the next ``put`` (or the next ``yield``) sees ``closed`` and the
+  generator is closed, so its ``finally`` runs. A thread cannot be interrupted while it blocks
+  inside the generator: that is what ``request_data["disconnected"]`` is for.
+* :class:`TaskPump`: an async iterator as a task (servers that report a lost client only
+  through ``receive()``; on rat_engine's own server async iterators are stepped instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .._types import SourceKind
+from .buffer import StreamBuffer, wake_threadsafe
+from .chunk_source import ChunkSource, Codec, StreamClosed, close_async, close_sync
+
+if TYPE_CHECKING:
+    from .stream import Stream
+
+__all__ = ["TaskPump", "ThreadPump"]
+
+_thread_start_lock = threading.Lock()
+
+
+class _Pump(ChunkSource):
+    """A producer (thread or task) filling a :class:`StreamBuffer` the stream drains."""
+
+    def __init__(self, codec: Codec, buffer: StreamBuffer) -> None:
+        self._codec = codec
+        self._buffer = buffer
+
+    async def pull(self) -> list[bytes]:
+        buffer = self._buffer
+        chunks = await buffer.pull()
+        if not chunks:
+            self.finished = buffer.finished or buffer.closed
+            self.failed = buffer.failed
+        return chunks
+
+    def wake(self) -> None:
+        self._buffer.wake()
+
+    def stop(self) -> None:
+        self._buffer.close()
+        self.finished = True
+
+
+class ThreadPump(_Pump):
+    """Runs a sync iterator on a dedicated thread (so ``time.sleep`` in it starves nobody)."""
+
+    kind: SourceKind = "thread"
+
+    def __init__(self, iterator: Iterator[Any], codec: Codec, buffer: StreamBuffer, stack_size: int) -> None:
+        super().__init__(codec, buffer)
+        self._iterator = iterator
+        self._stack_size = stack_size
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._done: asyncio.Future[None] | None = None
+
+    def start(self, stream: Stream) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        thread = threading.Thread(target=self._run, name=f"rat-stream-{stream.info.id}", daemon=True)
+        # threading.stack_size is process-wide; set it only around our own start() so that
+        # thousands of stream threads stay small without changing other libraries' threads.
+        with _thread_start_lock:
+            previous = threading.stack_size(self._stack_size) if self._stack_size else None
+            try:
+                thread.start()
+            finally:
+                if previous is not None:
+                    threading.stack_size(previous)
+
+    async def wait_closed(self, timeout: float) -> bool:
+        """Wait (without blocking the loop or a worker thread) until the generator is closed."""
+        if self._done is None:
+            return True
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _run(self) -> None:
+        buffer, codec = self._buffer, self._codec
+        last: bytes | None = None
+        failed = False
+        try:
+            for item in self._iterator:
+                if buffer.closed:
+                    raise StreamClosed
+                chunk = codec.chunk(item)
+                if chunk is not None:
+                    buffer.put_blocking(chunk)
+        except StreamClosed:
+            pass
+        except Exception as exc:
+            last, failed = codec.failure(exc), True
+        finally:
+            close_sync(self._iterator)
+            buffer.finish(last, threaded=True, failed=failed)
+            if self._done is not None and self._loop is not None:
+                wake_threadsafe(self._loop, self._done)
+
+
+class TaskPump(_Pump):
+    """Runs an async iterator as a task on the loop; :meth:`stop` cancels it."""
+
+    kind: SourceKind = "task"
+
+    def __init__(self, iterator: AsyncIterator[Any], codec: Codec, buffer: StreamBuffer) -> None:
+        super().__init__(codec, buffer)
+        self._iterator = iterator
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, stream: Stream) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> None:
+        self._buffer.close()
+        self.finished = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def wait_closed(self, timeout: float) -> bool:
+        if self._task is None:
+            return True
+        done, _ = await asyncio.wait({self._task}, timeout=timeout)
+        return bool(done)
+
+    async def _run(self) -> None:
+        buffer, codec = self._buffer, self._codec
+        last: bytes | None = None
+        failed = False
+        try:
+            async for item in self._iterator:
+                chunk = codec.chunk(item)
+                if chunk is not None:
+                    await buffer.put(chunk)
+        except (StreamClosed, asyncio.CancelledError):
+            pass
+        except Exception as exc:
+            last, failed = codec.failure(exc), True
+        finally:
+            await close_async(self._iterator)
+            buffer.finish(last, failed=failed)
