@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from . import _json
-from ._types import Scope
+from ._types import Receive, Scope
 from .datastructures import Headers, QueryParams, UploadedFile, parse_query
 from .exceptions import HTTPException
 from .forms import FormData, MultipartReader, disk_file_in, multipart_boundary, parse_form
@@ -54,7 +54,7 @@ class RequestData(dict[str, Any]):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._body_limit: int | None = None
 
-    def defer_body(self, receive: Any, max_body_size: int | None) -> None:
+    def defer_body(self, receive: Receive, max_body_size: int | None) -> None:
         """Leave the body unread, for :meth:`stream` (used by the dispatcher)."""
         self._receive = receive
         self._loop = asyncio.get_running_loop()
@@ -179,7 +179,7 @@ class RequestData(dict[str, Any]):
 _CONSUMED = object()
 
 
-async def _receive_body(receive: Any, limit: int | None) -> AsyncIterator[bytes]:
+async def _receive_body(receive: Receive, limit: int | None) -> AsyncIterator[bytes]:
     """ASGI ``http.request`` messages as body chunks, enforcing ``limit`` (413)."""
     received = 0
     while True:
@@ -238,7 +238,7 @@ def build_request_data(scope: Scope, limits: Limits) -> RequestData:
     return data
 
 
-async def read_body(data: RequestData, receive: Any, max_body_size: int) -> None:
+async def read_body(data: RequestData, receive: Receive, max_body_size: int) -> None:
     """Read the whole body into ``data['raw_body']``/``data['body']``, enforcing the size limit."""
     headers = data["headers"]
     declared = dict.get(headers, "content-length")
