@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,22 +27,3 @@ def test_typed_example_runs():
     finally:
         sys.path.pop(0)
     assert typed_app.check() == 200
-
-
-def test_registration_errors_point_at_the_handler(tmp_path):
-    from rat_engine import RatApp, RouteError
-
-    app = RatApp(name="dup")
-
-    @app.json("/x")
-    def first(request_data):
-        return {}
-
-    with pytest.raises(RouteError) as info:
-
-        @app.json("/x")
-        def second(request_data):
-            return {}
-
-    assert "duplicate route" in str(info.value)
-    assert f"{Path(__file__).name}:" in str(info.value) and "second" in str(info.value)

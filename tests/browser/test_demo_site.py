@@ -16,7 +16,6 @@ import re
 import sys
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +24,13 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-
-sys.path.insert(0, str(Path(__file__).parent))
-from harness import browser_page  # noqa: E402
+from support import REPO_ROOT
+from support.browser import browser_page
+from support.live import run_live
+from support.net import wait_until
 
 pytestmark = pytest.mark.browser
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # The README's screenshots are refreshed only on request (RAT_UPDATE_SCREENSHOTS=1), so a test run
 # never dirties the work tree; otherwise they go to a temporary folder and are still checked.
 SCREENSHOTS = (
@@ -69,11 +68,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             mp.setattr(logs, "LOG_DIR", str(log_dir))
         assert uploads.UPLOAD_DIR == str(upload_dir) and logs.LOG_DIR == str(log_dir)
 
-        handle = demo_pkg.app.run(host="127.0.0.1", port=0, blocking=False, log_level="warning")
-        try:
+        with run_live(demo_pkg.app) as handle:
             yield Demo(demo_pkg.app, handle, upload_dir, log_dir)
-        finally:
-            handle.stop()
 
 
 @pytest.fixture
@@ -226,15 +222,6 @@ def tail_processes(log_dir: Path) -> list[int]:
     return pids
 
 
-def wait_until(predicate: Any, timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
-
-
 def log_streams(demo: Demo) -> list[Any]:
     """The demo server's open log-tail streams."""
     return [s for s in demo.app.connections.streams() if s.route.startswith("/api/logs/")]
@@ -247,8 +234,11 @@ def wait_for_generators_to_finish(stream_ids: list[int], timeout: float = 5.0) -
     at its next ``yield`` (the next log line, ~0.7 s later) and then runs the ``finally``.
     """
     names = {f"rat-stream-{i}" for i in stream_ids}
-    assert wait_until(lambda: not any(t.name in names for t in threading.enumerate()), timeout=timeout), (
-        f"stream generator threads {names} still running {timeout} s after the viewer left"
+    wait_until(
+        lambda: not any(t.name in names for t in threading.enumerate()),
+        timeout,
+        f"stream generator threads {names} to end after the viewer left",
+        interval=0.1,
     )
 
 
@@ -284,8 +274,8 @@ def test_logs(demo: Demo, page: Page) -> None:
 
     assert tail_processes(demo.log_dir), "no tail process while the log page is open"
     page.close()
-    assert wait_until(lambda: not tail_processes(demo.log_dir), timeout=5.0), (
-        f"tail still running 5 s after the viewer left: {tail_processes(demo.log_dir)}"
+    wait_until(
+        lambda: not tail_processes(demo.log_dir), 5.0, "tail to exit after the viewer left", interval=0.1
     )
     wait_for_generators_to_finish(stream_ids)
 

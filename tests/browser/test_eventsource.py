@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from support.browser import browser_page
+from support.live import run_live
 
 from rat_engine import RatApp, SSEEvent
-
-sys.path.insert(0, str(Path(__file__).parent))
-from harness import browser_page  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -125,11 +122,8 @@ def build_app() -> RatApp:
 @pytest.fixture(scope="module")
 def live():
     app = build_app()
-    handle = app.run(host="127.0.0.1", port=0, blocking=False, log_level="warning")
-    try:
+    with run_live(app) as handle:
         yield app, handle.url
-    finally:
-        handle.stop()
 
 
 def test_eventsource_receives_text_exactly_and_named_events(live, chromium_path):

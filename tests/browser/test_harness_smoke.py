@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import browser_page
+from support.browser import browser_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 

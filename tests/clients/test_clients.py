@@ -7,7 +7,7 @@ Four independent SSE readers against one live app:
 * the Python ``httpx-sse`` client,
 * Node's ``eventsource`` npm package (``tests/clients/node_reader.mjs``; installed by
   ``scripts/test`` with ``npm ci --prefix tests/clients``),
-* headless Chromium's native ``EventSource`` (``tests/browser/harness.py``).
+* headless Chromium's native ``EventSource`` (``tests/support/browser.py``).
 
 Each yields ``(event type, data, lastEventId)`` triples; every list must equal the others and the
 hand-written ``EXPECTED`` (derived from the WHATWG "event stream interpretation" rules, not from
@@ -25,7 +25,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,16 +33,14 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import connect_sse
+from support.browser import browser_page
+from support.prereq import require_or_skip
 
 from rat_engine import RatApp, SSEEvent
 from rat_engine.sse.parser import SSEParser
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
-sys.path.insert(0, str(TESTS))
-sys.path.insert(0, str(TESTS / "browser"))
-from conftest import require_or_skip  # noqa: E402
-from harness import browser_page  # noqa: E402
 
 Triple = tuple[str, str, str]
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
+from support.live import live_subprocess
+from support.net import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = """
 import asyncio
 from rat_engine import RatApp
@@ -58,23 +55,9 @@ def closed_count(request_data):
 def test_foreign_asgi_server_serves_json_and_sse(tmp_path: Path, command: list[str]) -> None:
     (tmp_path / "asgi_app.py").write_text(APP)
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, *(part.format(port=port) for part in command)],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/json?q=1", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-                time.sleep(0.1)
+    argv = [sys.executable, *(part.format(port=port) for part in command)]
+    with live_subprocess(argv=argv, port=port, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)}, timeout=20):
+        response = httpx.get(f"http://127.0.0.1:{port}/json?q=1", timeout=10)
         assert response.json() == {"method": "GET", "q": "1"}
         stream = httpx.get(f"http://127.0.0.1:{port}/events", timeout=10)
         assert stream.headers["content-type"].startswith("text/event-stream")
@@ -84,16 +67,7 @@ def test_foreign_asgi_server_serves_json_and_sse(tmp_path: Path, command: list[s
         with httpx.stream("GET", f"http://127.0.0.1:{port}/forever", timeout=10) as live:
             lines = live.iter_lines()
             assert next(lines) == "data: tick"
-        deadline = time.monotonic() + 5
-        while httpx.get(f"http://127.0.0.1:{port}/closed", timeout=2).json()["closed"] < 1:
-            assert time.monotonic() < deadline, "the generator was not closed after the client left"
-            time.sleep(0.05)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/closed", timeout=2).json()["closed"] >= 1,
+            what="the generator to be closed after the client left",
+        )

@@ -4,269 +4,32 @@ Every test here runs twice: with ``memory://`` and with a real ``redis-server`` 
 ``redis_server`` fixture, flushed between tests). Streams are read with httpx (or, for many or
 deliberately slow clients, with the small raw-socket client below); every read is bounded.
 
-The helpers at the top (``HttpSSE``, ``RawSSE``, ``id_key``, ``wait_until``) are shared with
-``test_broadcast_multiprocess.py`` and ``test_broadcast_faults.py``.
+The clients (``HttpSSE``, ``RawSSE``) and helpers (``wait_until``, ``id_key``, ...) come from
+``tests/support``.
 """
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import json
 import socket
 import threading
 import time
-import uuid
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from conftest import run_live
+from support.broadcast import assert_strictly_increasing, data_of, redis_numsub, unique
+from support.live import run_live
+from support.net import wait_until
+from support.sse import HttpSSE, RawSSE
 
 from rat_engine import RatApp
-from rat_engine.testing import ServerSentEvent, SSEParser, TestClient
+from rat_engine.testing import ServerSentEvent, TestClient
 
 pytestmark = pytest.mark.timeout(60)
 
 TEXT = "héllo — 你好 🐀"  # must reach the wire as UTF-8, not as \u escapes
 STYLES = ("fast", "sync", "async")
-
-
-# -- helpers (shared with the other broadcast test files) ------------------------------------
-
-
-def id_key(message_id: str) -> tuple[int, ...]:
-    """Order of broadcast ids: memory ``"7"`` -> (7,), Redis ``"<ms>-<seq>"`` -> (ms, seq)."""
-    return tuple(int(part) for part in message_id.split("-"))
-
-
-def assert_strictly_increasing(ids: list[str]) -> None:
-    keys = [id_key(i) for i in ids]
-    assert all(a < b for a, b in zip(keys, keys[1:], strict=False)), f"ids not strictly increasing: {ids}"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
-
-
-def unique(prefix: str = "ch") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-class _SSEBase:
-    """Parse events as they arrive; every read is bounded by a deadline."""
-
-    def __init__(self) -> None:
-        self.parser = SSEParser()
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._pending: deque[ServerSentEvent] = deque()
-        self.raw = bytearray()  # the body as received (SSE frames)
-        self.received: list[ServerSentEvent] = []
-        self.ended = False
-
-    def _more(self, deadline: float) -> bytes | None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def next_event(self, timeout: float = 10.0) -> ServerSentEvent:
-        """The next event; TimeoutError if none in ``timeout`` s, EOFError once the stream ended."""
-        deadline = time.monotonic() + timeout
-        while not self._pending:
-            if self.ended:
-                raise EOFError("the event stream ended")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no event within {timeout}s")
-            chunk = self._more(deadline)
-            if chunk is None:
-                self.ended = True
-                chunk = b""
-            self.raw += chunk
-            self._pending.extend(self.parser.feed(self._decoder.decode(chunk, final=self.ended)))
-        event = self._pending.popleft()
-        self.received.append(event)
-        return event
-
-    def take(self, count: int, timeout: float = 10.0) -> list[ServerSentEvent]:
-        deadline = time.monotonic() + timeout
-        out = []
-        for _ in range(count):
-            out.append(self.next_event(max(0.01, deadline - time.monotonic())))
-        return out
-
-    def until_id(self, last_id: str, timeout: float = 10.0) -> list[ServerSentEvent]:
-        """Events up to and including the one with id ``last_id``."""
-        deadline = time.monotonic() + timeout
-        out = []
-        while True:
-            event = self.next_event(max(0.01, deadline - time.monotonic()))
-            out.append(event)
-            if event.id == last_id:
-                return out
-            if event.id is not None and event.event != "resync" and id_key(event.id) > id_key(last_id):
-                raise AssertionError(f"went past {last_id}: got {event.id}")
-
-    def rest(self, timeout: float = 10.0) -> list[ServerSentEvent]:
-        """Every event until the server ends the stream."""
-        deadline = time.monotonic() + timeout
-        out = []
-        while True:
-            try:
-                out.append(self.next_event(max(0.01, deadline - time.monotonic())))
-            except EOFError:
-                return out
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class HttpSSE(_SSEBase):
-    """An SSE stream read with httpx (one client and connection per stream)."""
-
-    def __init__(self, url: str, last_event_id: str | None = None, read_timeout: float = 5.0) -> None:
-        super().__init__()
-        self.client = httpx.Client(timeout=httpx.Timeout(10.0, read=read_timeout))
-        headers = {"accept": "text/event-stream"}
-        if last_event_id is not None:
-            headers["last-event-id"] = last_event_id
-        self._cm = self.client.stream("GET", url, headers=headers)
-        try:
-            self.response = self._cm.__enter__()
-        except BaseException:
-            self.client.close()
-            raise
-        self.status_code = self.response.status_code
-        self._chunks = self.response.iter_bytes()
-
-    def _more(self, deadline: float) -> bytes | None:
-        try:
-            return next(self._chunks, None)
-        except httpx.ReadTimeout as exc:
-            raise TimeoutError("no data within the read timeout") from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError):
-            return None  # the server dropped the connection: the stream ended
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._cm.__exit__(None, None, None)
-        self.client.close()
-
-
-class RawSSE(_SSEBase):
-    """A minimal HTTP/1.1 SSE client on a plain socket: cheap enough for a thousand at once,
-    and able to be a slow reader (small ``rcvbuf``, reads nothing until asked)."""
-
-    def __init__(
-        self,
-        port: int,
-        path: str,
-        last_event_id: str | None = None,
-        rcvbuf: int | None = None,
-        host: str = "127.0.0.1",
-    ) -> None:
-        super().__init__()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(10)
-        try:
-            self.sock.connect((host, port))
-            extra = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id is not None else ""
-            self.sock.sendall(
-                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n{extra}\r\n".encode()
-            )
-        except BaseException:
-            self.sock.close()
-            raise
-        self.status_code: int | None = None
-        self._wire = b""
-        self._chunked = False
-        self._eof = False
-
-    def _recv(self, deadline: float) -> bool:
-        """Read more bytes from the socket; False when the peer closed it."""
-        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            data = self.sock.recv(65536)
-        except TimeoutError as exc:
-            raise TimeoutError("no data from the server in time") from exc
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            self._eof = True
-            return False
-        self._wire += data
-        return True
-
-    def read_headers(self, timeout: float = 10.0) -> int:
-        deadline = time.monotonic() + timeout
-        while self.status_code is None:
-            head, sep, rest = self._wire.partition(b"\r\n\r\n")
-            if sep:
-                lines = head.decode("latin-1").split("\r\n")
-                self.status_code = int(lines[0].split()[1])
-                self._chunked = any(
-                    line.lower().startswith("transfer-encoding:") and "chunked" in line.lower()
-                    for line in lines[1:]
-                )
-                self._wire = rest
-                break
-            if not self._recv(deadline):
-                raise EOFError(f"connection closed before the response headers: {self._wire!r}")
-        return self.status_code
-
-    def _decode(self) -> bytes:
-        if not self._chunked:
-            out, self._wire = self._wire, b""
-            return out
-        out = bytearray()
-        while True:
-            line_end = self._wire.find(b"\r\n")
-            if line_end < 0:
-                break
-            size = int(self._wire[:line_end].split(b";")[0], 16)
-            if size == 0:
-                self._eof = True
-                self._wire = b""
-                break
-            if len(self._wire) < line_end + 2 + size + 2:
-                break
-            out += self._wire[line_end + 2 : line_end + 2 + size]
-            self._wire = self._wire[line_end + 2 + size + 2 :]
-        return bytes(out)
-
-    def _more(self, deadline: float) -> bytes | None:
-        if self.status_code is None:
-            self.read_headers(max(0.01, deadline - time.monotonic()))
-        while True:
-            body = self._decode()
-            if body:
-                return body
-            if self._eof:
-                return None
-            self._recv(deadline)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-
-
-def data_of(event: ServerSentEvent) -> Any:
-    return json.loads(event.data)
 
 
 # -- the app under test ------------------------------------------------------------------------
@@ -338,17 +101,6 @@ def backend_url(request: pytest.FixtureRequest) -> str:
 
 def subscribers(app: RatApp) -> int:
     return int(app.broadcast.stats()["subscribers"])
-
-
-def redis_numsub(url: str, *channels: str) -> list[int]:
-    """How many pub/sub connections Redis itself counts for each broadcast channel."""
-    import redis
-
-    client = redis.Redis.from_url(url, socket_timeout=5)
-    try:
-        return [int(count) for _, count in client.pubsub_numsub(*(f"rat:live:{c}" for c in channels))]
-    finally:
-        client.close()
 
 
 def wait_subscribed(app: RatApp, count: int, *channels: str, timeout: float = 10.0) -> None:

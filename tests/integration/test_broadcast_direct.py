@@ -16,12 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import run_live
+from support.live import run_live
+from support.net import wait_until
+from support.sse import RawSSE
 
 from rat_engine import RatApp
 from rat_engine.testing import SSEParser
-
-from .test_broadcast_contract import RawSSE, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,17 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import live_subprocess
-
-from .test_broadcast_contract import (
-    HttpSSE,
+from support.broadcast import (
+    BROADCAST_APP_MODULE,
     assert_strictly_increasing,
     data_of,
     redis_numsub,
     unique,
-    wait_until,
 )
-from .test_broadcast_multiprocess import APP_MODULE
+from support.live import live_subprocess
+from support.net import wait_until
+from support.sse import HttpSSE
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.redis]
 
@@ -34,7 +33,7 @@ OUTAGE = 4.0  # long enough that the reader is deep in its backoff when Redis re
 @pytest.fixture
 def app_path(tmp_path: Path) -> Path:
     path = tmp_path / "bcast_app.py"
-    path.write_text(APP_MODULE, encoding="utf-8")
+    path.write_text(BROADCAST_APP_MODULE, encoding="utf-8")
     return path
 
 

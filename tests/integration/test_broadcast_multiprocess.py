@@ -4,71 +4,32 @@ server with ``--workers 2``. Also: ``memory://`` with several workers logs a cle
 from __future__ import annotations
 
 import contextlib
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, live_subprocess
-
-from .test_broadcast_contract import (
-    HttpSSE,
+from support.broadcast import (
+    BROADCAST_APP_MODULE,
     assert_strictly_increasing,
     data_of,
     redis_numsub,
     unique,
-    wait_until,
 )
+from support.live import live_subprocess
+from support.net import free_port, wait_until
+from support.sse import HttpSSE
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.redis]
 
-APP_MODULE = textwrap.dedent(
-    '''
-    """A small app for the multi-process broadcast tests (written by the test)."""
-    import os
-
-    from rat_engine import RatApp, SSEEvent
-
-    app = RatApp(name="mp-broadcast", sse_ping_interval=0, shutdown_grace=1)
-
-
-    @app.json("/publish/<channel>", methods=["POST"])
-    def publish(request_data, channel):
-        body = request_data.json()
-        message_id = app.broadcast.publish(channel, body.get("data"), event=body.get("event"))
-        return {"id": message_id, "pid": os.getpid()}
-
-
-    @app.sse("/subscribe/<channel>")
-    def subscribe(request_data, channel):
-        return app.broadcast.subscribe(channel, request_data["last_event_id"])
-
-
-    @app.sse("/hello/<channel>")
-    async def hello(request_data, channel):
-        yield SSEEvent({"pid": os.getpid()}, event="hello")
-        async for message in app.broadcast.subscribe(channel, request_data["last_event_id"]):
-            yield message
-
-
-    @app.route("/pid")
-    def pid(request_data):
-        return str(os.getpid())
-
-
-    if __name__ == "__main__":
-        app.run(host="127.0.0.1", port=int(os.environ["RAT_PORT"]), log_level="warning")
-    '''
-)
 
 CLI = "import sys; from rat_engine.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.fixture
 def app_dir(tmp_path: Path) -> Path:
-    (tmp_path / "bcast_app.py").write_text(APP_MODULE, encoding="utf-8")
+    (tmp_path / "bcast_app.py").write_text(BROADCAST_APP_MODULE, encoding="utf-8")
     return tmp_path
 
 

@@ -1,10 +1,8 @@
-"""Edge behaviours: cut-off downloads, stall detection with pings on, return-value corners,
-error-handler precedence, RAT Engine compatibility spellings."""
+"""Edge behaviours: cut-off downloads, return-value corners, error-handler precedence, RAT Engine
+compatibility spellings. (Stall detection with pings on: test_sse_lifecycle.py.)"""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -12,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.live import live_subprocess
+from support.net import free_port
 
 from rat_engine import CORSMiddleware, RatApp
 from rat_engine.testing import TestClient
@@ -52,30 +52,6 @@ def test_chunked_download_cut_by_shutdown_looks_incomplete_but_sse_ends_cleanly(
     assert isinstance(outcome["/download"], httpx.RemoteProtocolError), outcome["/download"]
     sse = outcome["/events"]
     assert isinstance(sse, bytes) and sse.endswith(b"retry: 2000\n\n")
-
-
-def test_send_timeout_applies_even_with_long_ping_interval():
-    app = RatApp(name="stall", sse_ping_interval=15)
-    closed = threading.Event()
-
-    @app.sse("/stall", send_timeout=1.0, buffer_size=2)
-    def stall(request_data):
-        try:
-            while True:
-                yield "y" * 65536
-        finally:
-            closed.set()
-
-    handle = app.run(host="127.0.0.1", port=0, blocking=False, log_level="error")
-    try:
-        with socket.create_connection(("127.0.0.1", handle.port)) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-            sock.sendall(b"GET /stall HTTP/1.1\r\nHost: t\r\n\r\n")
-            started = time.monotonic()
-            assert closed.wait(8), "a stalled client survived send_timeout=1 with ping_interval=15"
-            assert time.monotonic() - started < 8
-    finally:
-        handle.stop()
 
 
 def test_return_value_corners_and_error_handler_precedence(caplog):
@@ -149,26 +125,8 @@ def test_rat_engine_spellings_are_accepted(tmp_path: Path):
         "@app.json('/hi')\ndef hi(request_data):\n    return {'hi': 1}\n"
         "if __name__ == '__main__':\n    raise SystemExit('must not run')\n"
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rat_engine", "run", str(script), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                assert httpx.get(f"http://127.0.0.1:{port}/hi", timeout=1).json() == {"hi": 1}
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.1)
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        if proc.stdout:
-            proc.stdout.close()
+    port = free_port()
+    with live_subprocess(
+        argv=[sys.executable, "-m", "rat_engine", "run", str(script), "--port", str(port)], port=port
+    ):
+        assert httpx.get(f"http://127.0.0.1:{port}/hi", timeout=5).json() == {"hi": 1}

@@ -2,80 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
-
-
-@contextlib.contextmanager
-def example(name: str, **env: str) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / name)],
-        env={**os.environ, "RAT_PORT": str(port), "PYTHONPATH": str(ROOT), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                assert time.monotonic() < deadline, "example did not start"
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        output = proc.stdout.read() if proc.stdout else ""
-        if proc.stdout:
-            proc.stdout.close()
-        assert "Traceback" not in output, output
-
-
-_readers: dict[int, tuple[Iterator[str], list[str]]] = {}
-
-
-def events(response: httpx.Response, count: int) -> list[str]:
-    """Read up to ``count`` data payloads from an open stream (call again for more)."""
-    # Keep one iterator (and leftover text) per response: abandoning an httpx iterator
-    # closes the connection.
-    iterator, leftover = _readers.setdefault(id(response), (response.iter_text(), [""]))
-    out: list[str] = []
-    while True:
-        while "\n\n" in leftover[0]:
-            frame, leftover[0] = leftover[0].split("\n\n", 1)
-            data = [line[6:] for line in frame.split("\n") if line.startswith("data: ")]
-            if data:
-                out.append("\n".join(data))
-            if len(out) == count:
-                return out
-        chunk = next(iterator, None)
-        if chunk is None:
-            return out
-        leftover[0] += chunk
+from support.live import run_example as example
+from support.sse import sse_data as events
 
 
 def test_01_simple_counter_streams_each_event_as_it_is_yielded():

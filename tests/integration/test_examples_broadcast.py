@@ -9,8 +9,8 @@ import threading
 import uuid
 
 import httpx
-
-from .test_examples import events, example
+from support.live import run_example as example
+from support.sse import sse_data as events
 
 
 def test_07_upload_streams_to_disk_with_progress_and_download(tmp_path):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+from support.net import free_port
 
 MODULE = """
 from rat_engine import RatApp

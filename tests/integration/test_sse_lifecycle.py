@@ -6,33 +6,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import free_port
+from support.live import live_subprocess, run_live
+from support.net import wait_until
 
 from rat_engine import HTTPException, RatApp, SSEEvent
 
-events_log: list[str] = []
-finally_ran: dict[str, threading.Event] = {}
-produced: dict[str, int] = {}
+
+class Probes:
+    """What the app's generators report to the test; every test gets its own app and probes."""
+
+    def __init__(self) -> None:
+        self.events_log: list[str] = []
+        self.finally_ran: dict[str, threading.Event] = {}
+        self.finally_at: dict[str, float] = {}
+        self.produced: dict[str, int] = {}
+
+    def flag(self, name: str) -> threading.Event:
+        return self.finally_ran.setdefault(name, threading.Event())
 
 
-def flag(name: str) -> threading.Event:
-    return finally_ran.setdefault(name, threading.Event())
-
-
-def build_app() -> RatApp:
-    app = RatApp(name="lifecycle", sse_ping_interval=0)
+def build_app(probes: Probes) -> RatApp:
+    app = RatApp(name="lifecycle", sse_ping_interval=0, shutdown_grace=1.0)
 
     @app.sse("/first-fast")
     def first_fast(request_data):
@@ -49,7 +53,7 @@ def build_app() -> RatApp:
                 i += 1
                 time.sleep(0.02)
         finally:
-            flag("sync-forever").set()
+            probes.flag("sync-forever").set()
 
     @app.sse("/async-idle")
     async def async_idle(request_data):
@@ -57,15 +61,15 @@ def build_app() -> RatApp:
             yield "hello"
             await asyncio.sleep(3600)
         finally:
-            finally_ran["async-idle-at"] = time.monotonic()  # type: ignore[assignment]
-            flag("async-idle").set()
+            probes.finally_at["async-idle"] = time.monotonic()
+            probes.flag("async-idle").set()
 
     @app.sse("/blocking-wait")
     def blocking_wait(request_data):
         yield "waiting"
         # Blocking code can wait on the disconnect flag instead of sleeping blindly.
         request_data["disconnected"].wait(60)
-        flag("blocking-wait").set()
+        probes.flag("blocking-wait").set()
 
     @app.sse("/ping", ping_interval=0.2)
     async def ping_route(request_data):
@@ -91,7 +95,7 @@ def build_app() -> RatApp:
         except Exception as e:
             yield json.dumps({"type": "error", "message": str(e)})
         finally:
-            flag("seed-finally").set()
+            probes.flag("seed-finally").set()
             yield json.dumps({"type": "closed"})
 
     @app.sse("/seed-finally-short")
@@ -109,15 +113,7 @@ def build_app() -> RatApp:
         while n < 100_000:
             yield chunk
             n += 1
-            produced["big"] = n
-
-    @app.sse("/stall", send_timeout=1.0, buffer_size=2)
-    def stall(request_data):
-        try:
-            while True:
-                yield "y" * 65536
-        finally:
-            flag("stall").set()
+            probes.produced["big"] = n
 
     @app.sse("/short-lived", max_duration=0.5)
     async def short_lived(request_data):
@@ -158,7 +154,7 @@ def build_app() -> RatApp:
 
     @app.sse("/guarded")
     def guarded(request_data):
-        events_log.append("guarded-generator-ran")
+        probes.events_log.append("guarded-generator-ran")
         yield "secret"
 
     @app.before_request
@@ -169,14 +165,17 @@ def build_app() -> RatApp:
     return app
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[tuple[RatApp, str]]:
-    app = build_app()
-    handle = app.run(host="127.0.0.1", port=0, blocking=False, log_level="warning")
-    try:
+@pytest.fixture
+def probes() -> Probes:
+    return Probes()
+
+
+@pytest.fixture
+def server(probes: Probes) -> Iterator[tuple[RatApp, str]]:
+    """A fresh app and server per test: no flag, counter or stream outlives its test."""
+    app = build_app(probes)
+    with run_live(app) as handle:
         yield app, handle.url
-    finally:
-        handle.stop()
 
 
 def parse(text: str) -> list[dict[str, str]]:
@@ -203,12 +202,13 @@ def parse(text: str) -> list[dict[str, str]]:
     return out
 
 
-_iterators: dict[int, Iterator[str]] = {}
+#: One iterator per response, keyed by the response itself (an ``id()`` may be reused).
+_iterators: weakref.WeakKeyDictionary[httpx.Response, Iterator[str]] = weakref.WeakKeyDictionary()
 
 
 def read_frames(response: httpx.Response, count: int, timeout: float = 5.0) -> list[dict[str, str]]:
     # One iterator per response: abandoning an httpx iterator closes the connection.
-    iterator = _iterators.setdefault(id(response), response.iter_text())
+    iterator = _iterators.setdefault(response, response.iter_text())
     buf = ""
     deadline = time.monotonic() + timeout
     for chunk in iterator:
@@ -218,15 +218,6 @@ def read_frames(response: httpx.Response, count: int, timeout: float = 5.0) -> l
             return frames
         assert time.monotonic() < deadline, f"timed out; got {buf!r}"
     return parse(buf)
-
-
-def wait_for(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def test_headers_and_first_event_is_prompt(server):
@@ -243,35 +234,32 @@ def test_headers_and_first_event_is_prompt(server):
     assert elapsed < 2.0, f"first event took {elapsed:.2f}s: stream was buffered"
 
 
-def test_disconnect_closes_sync_generator(server):
+def test_disconnect_closes_sync_generator(server, probes):
     app, url = server
-    flag("sync-forever").clear()
     with httpx.stream("GET", url + "/sync-forever", timeout=10) as r:
         frames = read_frames(r, 3)
         assert [f["data"] for f in frames[:3]] == ["0", "1", "2"]
         assert len(app.connections) >= 1
-    assert flag("sync-forever").wait(5), "generator finally did not run after the client left"
-    assert wait_for(lambda: len(app.connections) == 0), app.stats()
+    assert probes.flag("sync-forever").wait(5), "generator finally did not run after the client left"
+    wait_until(lambda: len(app.connections) == 0, what="the stream to be unregistered")
     assert app.stats()["close_reasons"].get("client", 0) >= 1
 
 
-def test_disconnect_cancels_idle_async_generator_promptly(server):
+def test_disconnect_cancels_idle_async_generator_promptly(server, probes):
     app, url = server
-    flag("async-idle").clear()
     with httpx.stream("GET", url + "/async-idle", timeout=10) as r:
         assert read_frames(r, 1)[0]["data"] == "hello"
         closed_at = time.monotonic()
-    assert flag("async-idle").wait(5), "async generator finally did not run"
-    latency = finally_ran["async-idle-at"] - closed_at  # type: ignore[operator]
+    assert probes.flag("async-idle").wait(5), "async generator finally did not run"
+    latency = probes.finally_at["async-idle"] - closed_at
     assert latency < 1.0, f"finally ran {latency * 1000:.0f} ms after disconnect"
 
 
-def test_disconnect_flag_wakes_blocking_generator(server):
+def test_disconnect_flag_wakes_blocking_generator(server, probes):
     app, url = server
-    flag("blocking-wait").clear()
     with httpx.stream("GET", url + "/blocking-wait", timeout=10) as r:
         assert read_frames(r, 1)[0]["data"] == "waiting"
-    assert flag("blocking-wait").wait(5), "request_data['disconnected'] was not set on disconnect"
+    assert probes.flag("blocking-wait").wait(5), "request_data['disconnected'] was not set on disconnect"
 
 
 def test_ping_comment_when_idle(server):
@@ -314,33 +302,32 @@ def test_unencodable_item_reports_and_continues(server):
     assert frames[1]["data"] == "after"
 
 
-def test_seed_finally_yield_pattern(server, caplog):
+def test_seed_finally_yield_pattern(server, probes, caplog):
     app, url = server
     # Normal end: the finally's yield is delivered.
     frames = parse(httpx.get(url + "/seed-finally-short", timeout=10).text)
     assert [json.loads(f["data"]) for f in frames][-1] == {"type": "closed"}
     # Client leaves mid-stream: close() makes the finally yield, which raises RuntimeError
     # inside the generator machinery; it must be absorbed.
-    flag("seed-finally").clear()
     with caplog.at_level("ERROR"):
         with httpx.stream("GET", url + "/seed-finally", timeout=10) as r:
             read_frames(r, 2)
-        assert flag("seed-finally").wait(5)
-        assert wait_for(lambda: len(app.connections) == 0)
+        assert probes.flag("seed-finally").wait(5)
+        wait_until(lambda: len(app.connections) == 0, what="the stream to be unregistered")
     assert not [rec for rec in caplog.records if rec.levelname == "ERROR"], caplog.text
 
 
-def test_slow_reader_holds_generator_instead_of_buffering(server):
+def test_slow_reader_holds_generator_instead_of_buffering(server, probes):
     app, url = server
-    produced.pop("big", None)
+    probes.produced.pop("big", None)
     sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
     try:
         sock.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
         time.sleep(2.0)
-        first = produced.get("big", 0)
+        first = probes.produced.get("big", 0)
         time.sleep(1.0)
-        second = produced.get("big", 0)
+        second = probes.produced.get("big", 0)
     finally:
         sock.close()
     # 64 KiB events: 4 buffered + server and kernel socket buffers. Unbounded would be thousands.
@@ -348,17 +335,32 @@ def test_slow_reader_holds_generator_instead_of_buffering(server):
     assert second == first, "generator kept producing while the client read nothing"
 
 
-def test_send_timeout_closes_stalled_client(server):
-    app, url = server
-    flag("stall").clear()
-    sock = socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    try:
-        sock.sendall(b"GET /stall HTTP/1.1\r\nHost: t\r\n\r\n")
-        assert flag("stall").wait(10), "stalled stream was never closed"
-    finally:
-        sock.close()
-    assert wait_for(lambda: app.stats()["close_reasons"].get("send_timeout", 0) >= 1)
+@pytest.mark.parametrize("ping_interval", [0, 15])
+def test_send_timeout_closes_stalled_client(ping_interval):
+    """A client that stops reading is closed after send_timeout, also when the next ping is far off."""
+    app = RatApp(name="stall", sse_ping_interval=ping_interval, shutdown_grace=1.0)
+    closed = threading.Event()
+
+    @app.sse("/stall", send_timeout=1.0, buffer_size=2)
+    def stall(request_data):
+        try:
+            while True:
+                yield "y" * 65536
+        finally:
+            closed.set()
+
+    with run_live(app, log_level="error") as handle:
+        with socket.create_connection(("127.0.0.1", handle.port)) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            sock.sendall(b"GET /stall HTTP/1.1\r\nHost: t\r\n\r\n")
+            started = time.monotonic()
+            assert closed.wait(8), (
+                f"a stalled client survived send_timeout=1 with ping_interval={ping_interval}"
+            )
+            assert time.monotonic() - started < 8
+        wait_until(
+            lambda: app.stats()["close_reasons"].get("send_timeout", 0) >= 1, what="a send_timeout close"
+        )
 
 
 def test_max_duration_ends_stream(server):
@@ -407,20 +409,20 @@ def test_typed_events(server):
     assert 'event: json\ndata: {"a":1}\n\n' in text
 
 
-def test_head_does_not_start_generator(server):
+def test_head_does_not_start_generator(server, probes):
     app, url = server
-    events_log.clear()
+    probes.events_log.clear()
     r = httpx.head(url + "/guarded", headers={"Authorization": "Bearer ok"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    assert events_log == []
+    assert probes.events_log == []
 
 
-def test_before_request_rejects_stream_before_generator_starts(server):
+def test_before_request_rejects_stream_before_generator_starts(server, probes):
     app, url = server
-    events_log.clear()
+    probes.events_log.clear()
     r = httpx.get(url + "/guarded")
     assert r.status_code == 401
-    assert events_log == []
+    assert probes.events_log == []
     r = httpx.get(url + "/guarded", headers={"Authorization": "Bearer ok"})
     assert parse(r.text)[0]["data"] == "secret"
 
@@ -531,54 +533,42 @@ STREAMS_PER_KIND = 100
 
 
 def test_sigterm_closes_every_stream_and_runs_finally(tmp_path):
-    port = free_port()
     script = tmp_path / "app.py"
     script.write_text(SHUTDOWN_APP)
-    env = dict(os.environ, RAT_PORT=str(port))
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
     socks = []
-    try:
-        assert wait_for(lambda: _can_connect(port), 15)
-        for kind in ("sync", "async"):
-            for n in range(STREAMS_PER_KIND):
-                s = socket.create_connection(("127.0.0.1", port))
-                s.sendall(f"GET /{kind}/{n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-                socks.append(s)
-        for s in socks:
-            s.settimeout(5)
-            seen = b""
-            while b"data: tick" not in seen:
-                chunk = s.recv(4096)
-                assert chunk, seen
-                seen += chunk
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
-        elapsed = time.monotonic() - started
-        # Each client saw its stream end with the farewell retry hint.
-        tails = []
-        for s in socks:
-            data = b""
-            try:
-                while chunk := s.recv(65536):
-                    data += chunk
-            except OSError:
-                pass
-            tails.append(data)
-    finally:
-        for s in socks:
-            s.close()
-        if proc.poll() is None:
-            proc.kill()
-    output = proc.stdout.read() if proc.stdout else ""
-    if proc.stdout:
-        proc.stdout.close()
+    with live_subprocess(script, args=(str(tmp_path),)) as proc:
+        port = proc.port
+        try:
+            for kind in ("sync", "async"):
+                for n in range(STREAMS_PER_KIND):
+                    s = socket.create_connection(("127.0.0.1", port))
+                    s.sendall(f"GET /{kind}/{n} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+                    socks.append(s)
+            for s in socks:
+                s.settimeout(5)
+                seen = b""
+                while b"data: tick" not in seen:
+                    chunk = s.recv(4096)
+                    assert chunk, seen
+                    seen += chunk
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=15)
+            elapsed = time.monotonic() - started
+            # Each client saw its stream end with the farewell retry hint.
+            tails = []
+            for s in socks:
+                data = b""
+                try:
+                    while chunk := s.recv(65536):
+                        data += chunk
+                except OSError:
+                    pass
+                tails.append(data)
+        finally:
+            for s in socks:
+                s.close()
+    output = proc.output()
     assert proc.returncode == 0, output
     assert elapsed < 5, elapsed
     markers = {p.name for p in tmp_path.iterdir()}
@@ -588,11 +578,3 @@ def test_sigterm_closes_every_stream_and_runs_finally(tmp_path):
     assert expected <= markers, sorted(expected - markers)
     assert all(b"retry: 2000" in t for t in tails)
     assert "Traceback" not in output, output
-
-
-def _can_connect(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False

@@ -17,11 +17,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import run_live
+from support.http import get
+from support.live import run_live
+from support.sse import parse_sse_body
 
 from rat_engine import Middleware, RatApp
 
-from ._support import get, parse_sse_body, report
+from ._support import report
 
 TOKEN = "Bearer good-token"
 GOOD_ORIGIN = "https://good.example"

@@ -13,9 +13,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import live_subprocess
+from support.live import live_subprocess
+from support.net import wait_until
+from support.sse import AsyncSSE
 
-from ._support import APP_SCRIPT, AsyncSSE, pick, proc_figures, raise_nofile, report, stats, wait_until
+from ._support import APP_SCRIPT, pick, proc_figures, raise_nofile, report, settle, stats
 
 DURATION = pick(8.0, 300.0)  # seconds of churn
 MAX_CLIENTS = pick(40_000, 2_000_000)  # ... and never more clients than this
@@ -93,7 +95,7 @@ def test_churn_soak_leaves_nothing_behind() -> None:
         # Warm-up: same mix, so lazily created things (thread arenas, caches) exist at the baseline.
         warm = asyncio.run(churn(port, WARMUP, MAX_CLIENTS, CONCURRENCY))
         assert not warm["errors"], warm
-        assert wait_until(lambda: stats(port)["open_streams"] == 0, SETTLE)
+        wait_until(lambda: stats(port)["open_streams"] == 0, SETTLE, "warm-up streams closed")
         time.sleep(1.0)
         baseline = proc_figures(pid)
 
@@ -113,7 +115,7 @@ def test_churn_soak_leaves_nothing_behind() -> None:
 
         result = asyncio.run(run_with_sampling())
         settle_started = time.monotonic()
-        after = wait_until(lambda: settled(port, pid, baseline), SETTLE, interval=0.25)
+        after = settle(lambda: settled(port, pid, baseline), SETTLE, interval=0.25)
         settle_seconds = time.monotonic() - settle_started
         final_stats = stats(port)
         final = proc_figures(pid)

@@ -15,11 +15,12 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
-from conftest import run_live
+from support.http import RawResponse, get
+from support.live import run_live
 
 from rat_engine import FileResponse, HTTPException, RatApp, Response, redirect
 
-from ._support import RawResponse, get, report
+from ._support import report
 
 PAYLOADS = [
     "\r\nSet-Cookie: injected=1",

@@ -20,9 +20,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import live_subprocess
+from support import HOST
+from support.http import fetch_json
+from support.live import live_subprocess
+from support.sse import AsyncSSE
 
-from ._support import APP_SCRIPT, HOST, AsyncSSE, fetch_json, pick, proc_figures, report, stats
+from ._support import APP_SCRIPT, pick, proc_figures, report, stats
 
 HANGS = pick(8, 32)  # per kind; below handler_threads (64), so the pool still has threads
 BOOMS = pick(20, 500)  # failing streams per kind

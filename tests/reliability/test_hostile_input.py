@@ -1,7 +1,8 @@
 """Scenario 6 -- hostile input, by property-based fuzzing (hypothesis):
 
-* HTTP request parsing of the real server: the generator of tests/integration/test_malformed_http.py
-  (150 inputs there) run for CI 300 / long 5,000 inputs: never a 5xx, never a hang, still serving.
+* HTTP request parsing of the real server: the generator of tests/support/malformed.py (150 inputs
+  in tests/integration/test_malformed_http.py) run for CI 300 / long 5,000 inputs: never a 5xx,
+  never a hang, still serving.
 * The SSE encoder: no input produces a frame that the WHATWG algorithm
   (:class:`rat_engine.sse.parser.SSEParser`) reads differently from what was meant, whatever the
   chunking; newline injection through ``event``/``id`` is impossible (ValueError). CI 2,000 / long
@@ -24,6 +25,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.http import raw_request
+from support.live import run_live
+from support.malformed import assert_serving, random_requests
+from support.malformed import build_app as build_malformed_app
 
 from rat_engine import RatApp
 from rat_engine.routing import Match, MethodNotAllowed, NotFound
@@ -66,13 +71,10 @@ def fuzz_settings(examples: int) -> settings:
 
 
 def test_http_request_fuzz_larger_count() -> None:
-    from integration.test_malformed_http import Server, random_requests, raw_request
-
-    server = Server()
     tried = 0
     statuses: Counter[str] = Counter()
     started = time.monotonic()
-    try:
+    with run_live(build_malformed_app(), log_level="error") as server:
 
         @fuzz_settings(HTTP_INPUTS)
         @given(random_requests())
@@ -87,9 +89,7 @@ def test_http_request_fuzz_larger_count() -> None:
                 assert result.status < 500, (payload, result)
 
         check()
-        server.assert_alive()
-    finally:
-        server.handle.stop()
+        assert_serving(server)
     seconds = time.monotonic() - started
     report(
         "http_request_fuzz",

@@ -12,11 +12,14 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import run_live
+from support.http import fetch_json
+from support.live import run_live
+from support.net import wait_until
+from support.sse import AsyncSSE
 
 from rat_engine import RatApp
 
-from ._support import AsyncSSE, fetch_json, pick, report, wait_until
+from ._support import pick, report
 
 ROUNDS = pick(3, 20)  # fill / refuse / recover cycles per limit
 
@@ -95,15 +98,21 @@ def run_limit(
                     other = await open_ok(port, still_ok)
                     outcomes[f"{still_ok} admitted while full"] += 1
                     await other.close()
-                    await asyncio.to_thread(wait_until, lambda: len(app.connections) == len(fill), 5, 0.02)
+                    await asyncio.to_thread(
+                        wait_until, lambda: len(app.connections) == len(fill), 5, interval=0.02
+                    )
                 # Recovery: one stream closes, the refused request now gets in.
                 await streams.pop().close(rst=True)
-                assert await asyncio.to_thread(wait_until, lambda: len(app.connections) < len(fill), 5, 0.02)
+                assert await asyncio.to_thread(
+                    wait_until, lambda: len(app.connections) < len(fill), 5, interval=0.02
+                )
                 streams.append(await open_ok(port, extra))
                 outcomes["admitted after a close"] += 1
                 for stream in streams:
                     await stream.close()
-                assert await asyncio.to_thread(wait_until, lambda: len(app.connections) == 0, 5, 0.02)
+                assert await asyncio.to_thread(
+                    wait_until, lambda: len(app.connections) == 0, 5, interval=0.02
+                )
 
         asyncio.run(scenario())
         stats = app.stats()

@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_live
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.http import get
+from support.live import run_live
 
 from rat_engine import HTTPException, RatApp, safe_join
 
-from ._support import get, pick, report
+from ._support import pick, report
 
 SECRET = f"TOP-SECRET-{uuid.uuid4().hex}"
 SECRET2 = f"OUTSIDE-DIR-{uuid.uuid4().hex}"

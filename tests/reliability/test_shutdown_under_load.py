@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import live_subprocess
+from support.live import live_subprocess
+from support.net import wait_until
+from support.sse import AsyncSSE
 
-from ._support import APP_SCRIPT, AsyncSSE, pick, proc_figures, raise_nofile, report, stats, wait_until
+from ._support import APP_SCRIPT, pick, proc_figures, raise_nofile, report, stats
 
 STREAMS = pick(1_000, 5_000)
 GRACE = 5.0  # the default shutdown_grace

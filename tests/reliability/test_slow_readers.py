@@ -11,9 +11,11 @@ import time
 from typing import Any
 
 import pytest
-from conftest import live_subprocess
+from support.http import get
+from support.live import live_subprocess
+from support.sse import AsyncSSE
 
-from ._support import APP_SCRIPT, AsyncSSE, get, pick, proc_figures, raise_nofile, report, stats, wait_until
+from ._support import APP_SCRIPT, pick, proc_figures, raise_nofile, report, settle, stats
 
 SEND_TIMEOUT = 2.0
 SLOW_PER_ROUTE = pick(50, 100)
@@ -44,7 +46,7 @@ async def scenario(port: int, pid: int) -> dict[str, Any]:
     for client in fast_bcast:
         assert await client.head() == 200
     opened = 3 * SLOW_PER_ROUTE + FAST_PER_ROUTE
-    assert await asyncio.to_thread(wait_until, lambda: stats(port)["open_streams"] >= opened, 15), stats(port)
+    assert await asyncio.to_thread(settle, lambda: stats(port)["open_streams"] >= opened, 15), stats(port)
 
     peak_rss = proc_figures(pid)["rss_kb"]
     sampling = True
@@ -94,7 +96,7 @@ async def scenario(port: int, pid: int) -> dict[str, Any]:
     def all_timed_out() -> bool:
         return stats(port)["close_reasons"].get("send_timeout", 0) >= 3 * SLOW_PER_ROUTE
 
-    timed_out = await asyncio.to_thread(wait_until, all_timed_out, SEND_TIMEOUT + 20, 0.2)
+    timed_out = await asyncio.to_thread(settle, all_timed_out, SEND_TIMEOUT + 20, 0.2)
     closed_after = time.monotonic() - started
     sampling = False
     await sampler
@@ -144,9 +146,9 @@ def test_slow_readers_are_bounded_and_dropped() -> None:
         stats(port)
         baseline = proc_figures(pid)
         result = asyncio.run(scenario(port, pid))
-        settled = wait_until(lambda: stats(port)["open_streams"] == 0, 10)
+        settled = settle(lambda: stats(port)["open_streams"] == 0, 10)
         final_stats = stats(port)
-        wait_until(lambda: proc_figures(pid)["threads"] <= baseline["threads"] + 2, 10)
+        settle(lambda: proc_figures(pid)["threads"] <= baseline["threads"] + 2, 10)  # best effort
         final = proc_figures(pid)
         growth_mb = (result["peak_rss_kb"] - baseline["rss_kb"]) / 1024
         bcast = final_stats["broadcast"]

@@ -16,11 +16,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import live_subprocess, run_live
+from support import HOST
+from support.live import live_subprocess, run_live
 
 from rat_engine import RatApp
 
-from ._support import APP_SCRIPT, HOST, pick, proc_figures, raise_nofile, report, stats, wait_until
+from ._support import APP_SCRIPT, pick, proc_figures, raise_nofile, report, settle, stats
 
 HEADER_TIMEOUT = 2.0
 SLOTS = pick(1_000, 5_000)  # concurrent slowloris connections
@@ -140,7 +141,7 @@ def test_slowloris_does_not_starve_new_clients() -> None:
         finally:
             stop.set()
             thread.join(15)
-        settled = wait_until(lambda: proc_figures(pid)["fds"] <= baseline["fds"] + 2, 10)
+        settled = settle(lambda: proc_figures(pid)["fds"] <= baseline["fds"] + 2, 10)
         final = proc_figures(pid)
         final_stats = stats(port)
         times = [t for _, t in probes]

@@ -3,7 +3,7 @@
 Playwright's own browser downloads are never used (no ``playwright install``): the browser is the
 distribution's ``chromium`` package, launched through ``executable_path``.
 
-    from harness import browser_page
+    from support.browser import browser_page
 
     def test_x(chromium_path):
         with browser_page(chromium_path) as page:
