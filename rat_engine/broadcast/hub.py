@@ -17,21 +17,14 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..settings import POLICIES
 from .base import BroadcastBackend, Message, ReplayResult
 from .memory import MemoryBackend
-from .subscription import POLICIES, RESYNC_EVENT, Subscription
+from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "POLICIES",
-    "RESYNC_EVENT",
-    "Broadcast",
-    "BroadcastBackend",
-    "Message",
-    "Subscription",
-    "create_backend",
-]
+__all__ = ["Broadcast", "create_backend"]
 
 T = TypeVar("T")
 
