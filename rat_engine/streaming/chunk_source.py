@@ -52,11 +52,15 @@ class ChunkSource(ABC):
     time from callbacks (the client left, a timer fired).
     """
 
+    __slots__ = ("finished", "failed")
+
     kind: SourceKind
-    #: Nothing more will come (the producer ended, or the source was stopped).
-    finished: bool = False
-    #: The producer ended with an exception (its error chunk, if any, was the last one).
-    failed: bool = False
+
+    def __init__(self) -> None:
+        #: Nothing more will come (the producer ended, or the source was stopped).
+        self.finished = False
+        #: The producer ended with an exception (its error chunk, if any, was the last one).
+        self.failed = False
 
     async def open(self) -> None:  # noqa: B027 - optional step
         """Prepare before the response starts (a subscription registers and queues its replay)."""

@@ -31,7 +31,10 @@ _thread_start_lock = threading.Lock()
 class _Pump(ChunkSource):
     """A producer (thread or task) filling a :class:`StreamBuffer` the stream drains."""
 
+    __slots__ = ("_codec", "_buffer")
+
     def __init__(self, codec: Codec, buffer: StreamBuffer) -> None:
+        super().__init__()
         self._codec = codec
         self._buffer = buffer
 
@@ -53,6 +56,8 @@ class _Pump(ChunkSource):
 
 class ThreadPump(_Pump):
     """Runs a sync iterator on a dedicated thread (so ``time.sleep`` in it starves nobody)."""
+
+    __slots__ = ("_iterator", "_stack_size", "_loop", "_done")
 
     kind: SourceKind = "thread"
 
@@ -111,6 +116,8 @@ class ThreadPump(_Pump):
 
 class TaskPump(_Pump):
     """Runs an async iterator as a task on the loop; :meth:`stop` cancels it."""
+
+    __slots__ = ("_iterator", "_task")
 
     kind: SourceKind = "task"
 

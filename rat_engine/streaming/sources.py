@@ -39,17 +39,18 @@ class SteppedSource(ChunkSource):
     ``cancels``), so the generator's ``finally`` runs at once.
     """
 
+    __slots__ = ("_iterator", "_codec", "_limit", "_cancels", "_step", "_waiting")
+
     kind: SourceKind = "task"
 
     def __init__(self, iterator: AsyncIterator[Any], codec: Codec, limit: int, cancels: OwnCancels) -> None:
+        super().__init__()
         self._iterator = iterator
         self._codec = codec
         self._limit = limit
         self._cancels = cancels
         self._step: stepping.Step | None = None  # the generator's step, while it waits
         self._waiting = False  # pull() is awaiting inside the generator
-        self.finished = False
-        self.failed = False
 
     def start(self, stream: Stream) -> None:
         pass
@@ -112,9 +113,12 @@ class SteppedSource(ChunkSource):
 class StaticSource(ChunkSource):
     """Chunks known up front (content the handler returned whole: a list, a value)."""
 
+    __slots__ = ("_chunks",)
+
     kind: SourceKind = "static"
 
     def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
         self._chunks = chunks
 
     def start(self, stream: Stream) -> None:
