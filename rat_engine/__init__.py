@@ -5,6 +5,7 @@ are framed per the SSE standard, notice clients leaving, keep alive, and shut do
 """
 
 from .app import RatApp
+from .compression import CompressionConfig, CompressionType
 from .datastructures import Headers, QueryParams, UploadedFile
 from .exceptions import HTTPException, RouteError, StreamLimitExceeded
 from .files import FileResponse, safe_join
@@ -21,6 +22,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BroadcastSettings",
     "CORSMiddleware",
+    "CompressionConfig",
+    "CompressionType",
     "EventStreamResponse",
     "FileResponse",
     "HTMLResponse",

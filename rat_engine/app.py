@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 from ._threads import DaemonThreadPool
 from ._types import ROUTE_KINDS, Receive, RouteKind, Scope, Send
 from .broadcast import Broadcast
+from .compression import CompressionConfig
+from .compression.policy import ResponseCompression
 from .dispatch import handle_http
 from .endpoints import Endpoint, describe_callable, where
 from .exceptions import RouteError
@@ -82,6 +84,8 @@ class RatApp:
         self._shutdown_task: asyncio.Task[None] | None = None
         self._broadcast: Broadcast | None = None
         self.metrics: Metrics | None = None
+        #: The compression policy while ``enable_compression()`` is on (None: off).
+        self.compression: ResponseCompression | None = None
 
     @property
     def broadcast_url(self) -> str:
@@ -98,6 +102,7 @@ class RatApp:
         inline: bool = False,
         stream_body: bool = False,
         max_body_size: int | None = None,
+        compress: bool = True,
         **stream_options: Any,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``rule`` and return it unchanged.
@@ -112,6 +117,8 @@ class RatApp:
             stream_body: Do not read the body before the handler runs; it reads it with
                 ``request_data.stream()`` / ``iter_body()`` / ``save_files()`` (large uploads).
             max_body_size: This route's body limit (default: the app's ``max_body_size``).
+            compress: False: never compress this route's responses, even with
+                ``enable_compression()`` on (e.g. a stream mixing secrets with reflected input).
             **stream_options: For stream kinds: ``ping_interval``, ``max_duration``,
                 ``send_timeout``, ``buffer_size``, ``retry``.
         """
@@ -125,6 +132,7 @@ class RatApp:
                 inline=inline,
                 stream_body=stream_body,
                 max_body_size=max_body_size,
+                compress=compress,
                 **stream_options,
             )
             return func
@@ -141,6 +149,7 @@ class RatApp:
         inline: bool = False,
         stream_body: bool = False,
         max_body_size: int | None = None,
+        compress: bool = True,
         **stream_options: Any,
     ) -> None:
         """Non-decorator form of :meth:`route`."""
@@ -172,6 +181,7 @@ class RatApp:
                 stream_settings=settings,
                 stream_body=stream_body,
                 max_body_size=max_body_size,
+                compress=compress,
                 where=where(func),
             )
             self.router.add(rule, method_list, endpoint)
@@ -256,6 +266,26 @@ class RatApp:
             return FileResponse(safe_join(root, filename))
 
         self.add_route(rule, serve_static, ("GET",), kind="file")
+
+    def enable_compression(
+        self, config: CompressionConfig | None = None, **options: Any
+    ) -> CompressionConfig:
+        """Compress responses for clients that accept it (RAT Engine's call).
+
+        Either ``enable_compression(CompressionConfig(...))`` or its keywords directly:
+        ``min_size=1024, level=6, enable_gzip=True, enable_deflate=True, enable_brotli=True,
+        enable_zstd=True, enable_lz4=False, excluded_content_types=None, excluded_extensions=None``.
+        Streams (``@app.sse*``, ``@app.chunk``, broadcast subscriptions) are compressed per
+        event: one window per stream, flushed after every write. Per route: ``compress=False``.
+        """
+        if config is not None and options:
+            raise TypeError("enable_compression() takes a CompressionConfig or keywords, not both")
+        config = config if config is not None else CompressionConfig(**options)
+        self.compression = ResponseCompression(config)
+        return config
+
+    def disable_compression(self) -> None:
+        self.compression = None
 
     def enable_metrics(self, path: str = "/metrics") -> Metrics:
         """Serve Prometheus metrics at ``path`` (see :mod:`rat_engine.observability`)."""

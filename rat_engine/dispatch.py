@@ -61,6 +61,12 @@ async def handle_http(app: RatApp, scope: Scope, receive: Receive, send: Send) -
             response = await app.hooks.run_after(request_data, response)
         except Exception as exc:
             response = await _error_response(app, request_data, exc)
+    compression = app.compression
+    if compression is not None and request_data is not None and (endpoint is None or endpoint.compress):
+        try:
+            compression.compress_body(response, request_data["headers"], scope["method"], scope["path"])
+        except Exception:  # a codec failing must not cost the response: send it as it is
+            logger.exception("compression failed; sending the response uncompressed")
     stream: Stream | None = None
     try:
         if isinstance(response, StreamingResponse) and scope["method"] != "HEAD":
@@ -152,7 +158,11 @@ def _open_stream(
         debug=app.debug,
         disconnected=disconnected if isinstance(disconnected, threading.Event) else Disconnected(),
     )
-    stream = Stream(response, context, wire_for(scope, receive, send), scope.get("path", ""))
+    wire = wire_for(scope, receive, send)
+    compression = app.compression
+    if compression is not None and request_data is not None and (endpoint is None or endpoint.compress):
+        wire = compression.stream_wire(wire, response, request_data["headers"], scope.get("path", ""))
+    stream = Stream(response, context, wire, scope.get("path", ""))
     try:
         app.connections.open(stream)
     except StreamLimitExceeded as exc:

@@ -50,6 +50,8 @@ class Endpoint:
     stream_body: bool = False
     #: Overrides the app's max_body_size for this route.
     max_body_size: int | None = None
+    #: False: never compressed, even with the app's compression on.
+    compress: bool = True
     #: ``file:line name`` of the handler, for log lines.
     where: str = ""
 

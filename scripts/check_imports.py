@@ -24,6 +24,7 @@ FORBIDDEN = {
     "sse": {"app", "dispatch", "broadcast", "server", "testing", "demo"},
     "broadcast": {"app", "dispatch", "server", "testing", "demo"},
     "routing": {"app", "dispatch", "streaming", "sse", "broadcast", "server"},
+    "compression": {"app", "dispatch", "server", "sse", "broadcast", "testing", "demo"},
 }
 
 

@@ -38,6 +38,11 @@ class StreamWire(Protocol):
         """Send ``body`` now if the connection takes it without waiting; False: nothing was
         sent (the caller uses :meth:`write`)."""
 
+    @property
+    def writable(self) -> bool:
+        """:meth:`write_nowait` would take data now (a stage that transforms chunks asks this
+        first: what it transformed cannot be taken back)."""
+
     async def end(self, body: bytes = b"") -> None:
         """Send ``body`` and complete the response."""
 
@@ -71,6 +76,10 @@ class AsgiWire:
         await self._send({"type": "http.response.body", "body": body, "more_body": True})
 
     def write_nowait(self, body: bytes) -> bool:
+        return False
+
+    @property
+    def writable(self) -> bool:
         return False
 
     async def end(self, body: bytes = b"") -> None:

@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 import weakref
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -146,6 +147,7 @@ class RawSSE(_SSEBase):
         last_event_id: str | None = None,
         rcvbuf: int | None = None,
         host: str = "127.0.0.1",
+        accept_encoding: str | None = None,
     ) -> None:
         super().__init__()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -155,6 +157,8 @@ class RawSSE(_SSEBase):
         try:
             self.sock.connect((host, port))
             extra = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id is not None else ""
+            if accept_encoding is not None:
+                extra += f"Accept-Encoding: {accept_encoding}\r\n"
             self.sock.sendall(
                 f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n{extra}\r\n".encode()
             )
@@ -162,9 +166,12 @@ class RawSSE(_SSEBase):
             self.sock.close()
             raise
         self.status_code: int | None = None
+        self.headers: dict[str, str] = {}
         self._wire = b""
         self._chunked = False
         self._eof = False
+        #: Decodes the body's Content-Encoding as bytes arrive (identity: None).
+        self._decompress: Any = None
 
     def _recv(self, deadline: float) -> bool:
         """Read more bytes from the socket; False when the peer closed it."""
@@ -188,10 +195,14 @@ class RawSSE(_SSEBase):
             if sep:
                 lines = head.decode("latin-1").split("\r\n")
                 self.status_code = int(lines[0].split()[1])
-                self._chunked = any(
-                    line.lower().startswith("transfer-encoding:") and "chunked" in line.lower()
-                    for line in lines[1:]
-                )
+                self.headers = {
+                    name.strip().lower(): value.strip()
+                    for name, _, value in (line.partition(":") for line in lines[1:])
+                }
+                self._chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+                encoding = self.headers.get("content-encoding")
+                if encoding:
+                    self._decompress = incremental_decoder(encoding)
                 self._wire = rest
                 break
             if not self._recv(deadline):
@@ -223,6 +234,8 @@ class RawSSE(_SSEBase):
             self.read_headers(max(0.01, deadline - time.monotonic()))
         while True:
             body = self._decode()
+            if body and self._decompress is not None:
+                body = self._decompress(body)
             if body:
                 return body
             if self._eof:
@@ -233,6 +246,23 @@ class RawSSE(_SSEBase):
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
+
+
+def incremental_decoder(encoding: str) -> Any:
+    """A function: compressed bytes in, what they decode to out (gzip, deflate, br, zstd)."""
+    if encoding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
+    if encoding == "deflate":
+        return zlib.decompressobj().decompress
+    if encoding == "br":
+        import brotli
+
+        return brotli.Decompressor().process
+    if encoding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress
+    raise ValueError(f"unknown content coding {encoding!r}")
 
 
 # -- asyncio raw client ------------------------------------------------------------------------------

@@ -62,8 +62,12 @@ class FakeWire:
         self.writes.append(body)
         self.log.append(body)
 
+    @property
+    def writable(self) -> bool:
+        return not (self.congested or self.gone or not self.native)  # plain ASGI has no such path
+
     def write_nowait(self, body: bytes) -> bool:
-        if self.congested or self.gone or not self.native:  # plain ASGI has no such path
+        if not self.writable:
             return False
         self.direct.append(body)
         self.log.append(body)
