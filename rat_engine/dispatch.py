@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._types import Receive, Scope, Send
 from .convert import make_response
 from .exceptions import HTTPException, StreamLimitExceeded
+from .files import FileResponse
 from .request import RequestData, build_request_data, read_body
 from .responses import JSONResponse, Response
 from .routing import MethodNotAllowed, NotFound
@@ -62,7 +63,9 @@ async def handle_http(app: RatApp, scope: Scope, receive: Receive, send: Send) -
         except Exception as exc:
             response = await _error_response(app, request_data, exc)
     compression = app.compression
-    if compression is not None and request_data is not None and (endpoint is None or endpoint.compress):
+    if request_data is None or (endpoint is not None and not endpoint.compress):
+        compression = None
+    if compression is not None and request_data is not None:
         try:
             compression.compress_body(response, request_data["headers"], scope["method"], scope["path"])
         except Exception:  # a codec failing must not cost the response: send it as it is
@@ -77,6 +80,11 @@ async def handle_http(app: RatApp, scope: Scope, receive: Receive, send: Send) -
                 response = opened
         if stream is not None:
             await stream.run()
+        elif compression is not None and request_data is not None and isinstance(response, FileResponse):
+            compressing = compression.file_send(
+                send, response, request_data["headers"], scope["method"], scope["path"]
+            )
+            await response(scope, receive, compressing)
         else:
             await response(scope, receive, send)
     finally:

@@ -3,8 +3,8 @@
 
 Never compressed: HEAD bodies, 1xx/204/304 (no body), 206 (a byte range of the identity
 body), bodies under ``min_size``, already-encoded responses, excluded content types and file
-extensions (images, archives, video: compressed already), files (they are sent from disk in
-ranges). Every response that could have been compressed carries ``Vary: Accept-Encoding``, so
+extensions (images, archives, video: compressed already). A file is compressed as it is read
+from disk, 64 KB at a time, when it is sent whole (200); a range of it never is. Every response that could have been compressed carries ``Vary: Accept-Encoding``, so
 a cache never serves a compressed body to a client that did not ask for it; a compressed body's
 ETag is made weak (it is no longer byte-for-byte the identity body).
 """
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 
+from .._types import Message, Send
 from ..datastructures import Headers
+from ..files import FileResponse
 from ..responses import Response
 from ..streaming.response import StreamingResponse
 from ..streaming.wire import StreamWire
@@ -75,6 +77,39 @@ class ResponseCompression:
         etag = dict.get(response.headers, "etag")
         if etag is not None and not str(etag).startswith("W/"):
             response.headers["etag"] = f"W/{etag}"
+
+    def file_send(
+        self, send: Send, response: FileResponse, request_headers: Headers, method: str, path: str
+    ) -> Send:
+        """``send``, or one that compresses the file as it goes out when the answer is the
+        whole file (a 304, a 206 or a 416 pass through untouched)."""
+        if not self._eligible(response, method, path) or response.stat.st_size < self.config.minimum_size:
+            return send
+        _add_vary(response)
+        encoding = choose_encoding(request_headers.get("accept-encoding"), self.usable, BODY_PREFERENCE)
+        if encoding is None:
+            return send
+        compressor = make_compressor(encoding, self.config.compression_level)
+        compressing = False
+
+        async def compressing_send(message: Message) -> None:
+            nonlocal compressing
+            if message["type"] == "http.response.start":
+                compressing = message["status"] == 200
+                if compressing:
+                    headers = [(n, v) for n, v in message["headers"] if n not in (b"content-length", b"etag")]
+                    headers.append((b"content-encoding", encoding.value.encode()))
+                    etag = dict.get(response.headers, "etag") or response.etag
+                    headers.append((b"etag", f"W/{etag}".encode("latin-1")))
+                    message = {**message, "headers": headers}
+            elif compressing:
+                body = compressor.compress(message.get("body", b""))
+                if not message.get("more_body", False):
+                    body += compressor.finish()
+                message = {**message, "body": body}
+            await send(message)
+
+        return compressing_send
 
     def stream_wire(
         self, wire: StreamWire, response: StreamingResponse, request_headers: Headers, path: str

@@ -261,3 +261,38 @@ def test_a_stream_is_compressed_with_its_own_window() -> None:
     assert decoder("zstd")(compressed.content) == plain.content
     assert len(compressed.content) * 3 < len(plain.content)  # small events: each flush costs a few bytes
     assert "content-encoding" not in untouched.headers and untouched.text == "data: token\n\n"
+
+
+# -- files: compressed as they are read, when sent whole ------------------------------------------
+
+
+@pytest.fixture
+def file_app(tmp_path: Any) -> RatApp:
+    (tmp_path / "app.js").write_text("function f(n) { return n * 2; }\n" * 400)
+    (tmp_path / "tiny.css").write_text("a{}")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG" + b"\0" * 5000)
+    app = RatApp()
+    app.enable_compression()
+    app.static("/static", tmp_path)
+    return app
+
+
+def test_a_static_file_is_compressed_when_sent_whole(file_app: RatApp, tmp_path: Any) -> None:
+    original = (tmp_path / "app.js").read_bytes()
+    with TestClient(file_app) as client:
+        whole = client.get("/static/app.js", headers=ACCEPT)
+        ranged = client.get("/static/app.js", headers={**ACCEPT, "range": "bytes=0-9"})
+        head = client.head("/static/app.js", headers=ACCEPT)
+        again = client.get("/static/app.js", headers={**ACCEPT, "if-none-match": whole.headers["etag"]})
+        tiny = client.get("/static/tiny.css", headers=ACCEPT)
+        png = client.get("/static/photo.png", headers=ACCEPT)
+    assert whole.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(whole.content) == original
+    assert whole.headers["etag"].startswith('W/"') and whole.headers["vary"] == "Accept-Encoding"
+    assert len(whole.content) * 10 < len(original)
+    assert ranged.status_code == 206 and ranged.content == original[:10]
+    assert "content-encoding" not in ranged.headers
+    assert head.status_code == 200 and "content-encoding" not in head.headers and head.content == b""
+    assert again.status_code == 304  # the weak ETag still validates
+    assert "content-encoding" not in tiny.headers and tiny.text == "a{}"
+    assert "content-encoding" not in png.headers
