@@ -9,6 +9,16 @@ from .compression import CompressionConfig, CompressionType
 from .datastructures import Headers, QueryParams, UploadedFile
 from .exceptions import HTTPException, RouteError, StreamLimitExceeded
 from .files import FileResponse, safe_join
+from .logs import (
+    rat_debug,
+    rat_emergency,
+    rat_error,
+    rat_flush_logs,
+    rat_info,
+    rat_startup_log,
+    rat_trace,
+    rat_warn,
+)
 from .middleware import CORSMiddleware, Middleware
 from .request import RequestData
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response, redirect
@@ -45,6 +55,14 @@ __all__ = [
     "StreamingResponse",
     "UploadedFile",
     "__version__",
+    "rat_debug",
+    "rat_emergency",
+    "rat_error",
+    "rat_flush_logs",
+    "rat_info",
+    "rat_startup_log",
+    "rat_trace",
+    "rat_warn",
     "redirect",
     "safe_join",
 ]

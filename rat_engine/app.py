@@ -19,6 +19,7 @@ from .endpoints import Endpoint, describe_callable, where
 from .exceptions import RouteError
 from .files import FileResponse, safe_join
 from .hooks import Hooks
+from .logs import configure_logging, server_level
 from .middleware import CORSMiddleware, Middleware
 from .observability import Metrics, install_metrics, install_status_page
 from .routing import Router, compile_rule
@@ -86,6 +87,9 @@ class RatApp:
         self.metrics: Metrics | None = None
         #: The compression policy while ``enable_compression()`` is on (None: off).
         self.compression: ResponseCompression | None = None
+        self._log_level = "info"  # app.run's default, or what configure_logging() chose
+        self._access_log = True
+        self._server_handle: Any = None
 
     @property
     def broadcast_url(self) -> str:
@@ -334,6 +338,13 @@ class RatApp:
             )
         return self._shutdown_task
 
+    def configure_logging(self, level: str | int = "info", **options: Any) -> None:
+        """RAT Engine's logging setup (see :func:`rat_engine.logs.configure_logging` for the
+        options); ``app.run()`` then keeps that level and access-log choice."""
+        configure_logging(level, **options)
+        self._log_level = server_level(level)
+        self._access_log = options.get("enable_access_log", True)
+
     def run(
         self,
         host: str = "127.0.0.1",
@@ -341,8 +352,8 @@ class RatApp:
         workers: int = 1,
         *,
         blocking: bool = True,
-        log_level: str = "info",
-        access_log: bool = True,
+        log_level: str | None = None,
+        access_log: bool | None = None,
         debug: bool | None = None,
         enable_access_log: bool | None = None,
         enable_error_log: bool = True,
@@ -351,26 +362,42 @@ class RatApp:
         """Serve until Ctrl-C/SIGTERM (graceful: open streams get ``shutdown_grace`` seconds).
 
         With ``blocking=False`` the server runs on a background thread and a
-        :class:`~rat_engine.server.ServerHandle` (``.url``, ``.port``, ``.stop()``) is returned.
-        ``debug``, ``enable_access_log`` and ``enable_error_log`` are accepted as in RAT Engine
-        (debug: exception details in responses and debug logging; errors are always logged).
-        Unlike RAT Engine, ``blocking`` defaults to True: a script that calls ``app.run()`` serves
-        until stopped instead of returning at once.
-        ``port=0`` picks a free port. ``header_timeout`` (default 10 s) bounds how long a client
-        may take to send a request head (slowloris protection: 408 and close). Other options go
-        to uvicorn's ``Config``.
+        :class:`~rat_engine.server.ServerHandle` (``.url``, ``.port``, ``.stop()``) is returned;
+        :meth:`stop` stops it too. ``debug``, ``enable_access_log``, ``enable_error_log``,
+        ``shutdown_timeout`` (the shutdown grace, seconds) and ``metrics`` (serve ``/metrics``)
+        are accepted as in RAT Engine; other RAT Engine keywords are logged and ignored.
+        Deliberate deviation: ``blocking`` defaults to True, so a script that calls
+        ``app.run()`` serves until stopped instead of returning at once.
+        ``port=0`` picks a free port. ``header_timeout`` (default ``limits.header_timeout``)
+        bounds how long a client may take to send a request head. uvicorn's ``Config`` options
+        (``ssl_certfile``, ``proxy_headers``, ...) pass through.
         """
-        from .server import configure_logging, serve  # loaded only when this app serves itself
+        from .server import configure_logging as server_logging  # loaded only when serving
+        from .server import serve, server_option_names
 
+        log_level = log_level or self._log_level
         if debug is not None:
             self.debug = debug
             if debug and log_level == "info":
                 log_level = "debug"
         if enable_access_log is not None:
             access_log = enable_access_log
+        access_log = self._access_log if access_log is None else access_log
         del enable_error_log  # errors are always logged (RAT Engine's switch is accepted, not needed)
+        shutdown_timeout = server_options.pop("shutdown_timeout", None)
+        if shutdown_timeout is not None:
+            self.shutdown_grace = float(shutdown_timeout)
+        if server_options.pop("metrics", False):
+            self.enable_metrics()
+        known = server_option_names()
+        ignored = sorted(set(server_options) - known)
+        for name in ignored:
+            server_options.pop(name)
+        if ignored or (workers > 1 and not self.broadcast.is_distributed):
+            server_logging(log_level)
+        if ignored:
+            logger.warning("app.run(): %s not supported here; ignored", ", ".join(map(repr, ignored)))
         if workers > 1 and not self.broadcast.is_distributed:
-            configure_logging(log_level)
             logger.warning(
                 "broadcast backend %s delivers messages only inside one process: with %d workers, "
                 "subscribers on the other workers miss them. Use broadcast_url='redis://...' "
@@ -380,7 +407,7 @@ class RatApp:
             )
         server_options.setdefault("header_timeout", self.limits.header_timeout)
         server_options.setdefault("timeout_graceful_shutdown", int(self.shutdown_grace) + 1)
-        return serve(
+        handle = serve(
             self,
             host=host,
             port=port,
@@ -391,6 +418,15 @@ class RatApp:
             name=self.name,
             **server_options,
         )
+        self._server_handle = handle
+        return handle
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the server that ``run(blocking=False)`` started (graceful; safe to call twice).
+        A blocking ``run()`` stops on Ctrl-C / SIGTERM instead."""
+        handle, self._server_handle = self._server_handle, None
+        if handle is not None:
+            handle.stop(timeout)
 
     # -- ASGI -----------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -161,6 +161,15 @@ def configure_logging(level: str) -> None:
     logging.getLogger("uvicorn").setLevel("DEBUG" if level.lower() == "debug" else "WARNING")
 
 
+def server_option_names() -> frozenset[str]:
+    """Keywords :func:`serve` passes on (uvicorn's ``Config`` and ``header_timeout``)."""
+    import inspect
+
+    return frozenset(inspect.signature(uvicorn.Config.__init__).parameters) - {"self", "app"} | {
+        "header_timeout"
+    }
+
+
 #: uvicorn's grace for open connections at shutdown, unless the app sets its own.
 _DEFAULT_GRACEFUL_SHUTDOWN = 6
 
