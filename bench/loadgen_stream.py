@@ -11,6 +11,13 @@
   idle    S4: --clients streams on --path that stay open; server RSS (from /proc/<pid>/statm)
           after the first 200 and after all, per stream.
 
+--encoding gzip|zstd|deflate|br (fanout, stream, idle): send ``Accept-Encoding: <it>``, check
+the response's Content-Encoding, and undo the chunked framing and the compression
+incrementally (zlib/zstandard/brotli decompressors, one per stream) to count events in the
+decoded text. fanout and stream report ``wire_bytes`` (response body bytes as received,
+chunked framing included) in every mode and ``plain_bytes`` (the decoded event text) with
+--encoding.
+
 Prints one JSON object. Every wait is bounded by --timeout.
 """
 
@@ -27,7 +34,9 @@ import statistics
 import struct
 import sys
 import time
+import zlib
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 PAT = b"\ndata: "
@@ -39,6 +48,40 @@ def raise_nofile() -> int:
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def decompressor(encoding: str) -> Any:
+    """An incremental decoder for one response body: ``.decompress(bytes) -> bytes``."""
+    if encoding == "gzip":
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS)
+    if encoding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj()
+    if encoding == "br":
+        import brotli
+
+        class Br:
+            def __init__(self) -> None:
+                self.d = brotli.Decompressor()
+
+            def decompress(self, data: bytes) -> bytes:
+                return self.d.process(data)
+
+        return Br()
+    raise ValueError(f"unknown encoding {encoding!r}")
+
+
+def accept(encoding: str) -> str:
+    return f"Accept-Encoding: {encoding}\r\n" if encoding else ""
+
+
+def check_encoding(head: bytes, encoding: str) -> None:
+    """With --encoding, the server must have answered with that Content-Encoding."""
+    if encoding and f"content-encoding: {encoding}".encode() not in head.lower():
+        raise RuntimeError(f"no Content-Encoding: {encoding}")
 
 
 def proc_cpu(pid: int) -> float:
@@ -61,11 +104,12 @@ def proc_rss(pid: int) -> int:
 
 
 async def open_stream(
-    port: int, path: str, timeout: float
+    port: int, path: str, timeout: float, encoding: str = ""
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
     r, w = await asyncio.wait_for(asyncio.open_connection(HOST, port), timeout)
     w.write(
-        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n".encode()
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\n{accept(encoding)}"
+        "Connection: close\r\n\r\n".encode()
     )
     await w.drain()
     head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), timeout)
@@ -73,6 +117,11 @@ async def open_stream(
     if status != "200":
         w.close()
         raise RuntimeError(f"HTTP {status}")
+    try:
+        check_encoding(head, encoding)
+    except RuntimeError:
+        w.close()
+        raise
     return r, w, head
 
 
@@ -102,7 +151,10 @@ def err_name(exc: BaseException) -> str:
 # a callback and one recv per wake-up keep the load generator's cost per read small, which
 # matters with 10,000 subscribers).
 class Sub:
-    __slots__ = ("sock", "fd", "carry", "n", "ended", "error", "dechunk", "text", "arrival", "read", "index")
+    __slots__ = (
+        "sock", "fd", "carry", "n", "ended", "error", "dechunk", "text", "arrival", "read", "index", "decomp",
+        "wire", "plain",
+    )  # fmt: skip
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -116,17 +168,21 @@ class Sub:
         self.arrival: list[float] = []  # latency mode: ms, kernel arrival - publish
         self.read: list[float] = []  # latency mode: ms, read by us - publish
         self.index: list[int] = []  # latency mode: the message number of each delivery
+        self.decomp: Any = None  # --encoding: the body's decompressor (after self.dechunk)
+        self.wire = 0  # body bytes received (fanout)
+        self.plain = 0  # --encoding: decoded body bytes (fanout)
 
 
 class Dechunk:
     """Incremental HTTP/1.1 chunked-body decoder: feed() returns the payload bytes so far."""
 
-    __slots__ = ("buf", "left", "done")
+    __slots__ = ("buf", "left", "done", "chunks")
 
     def __init__(self) -> None:
         self.buf = b""
         self.left = 0  # >0: payload bytes still due; <0: CRLF bytes to skip; 0: a size line
         self.done = False
+        self.chunks = 0  # non-empty chunks seen: one per write of the server
 
     def feed(self, data: bytes) -> bytes:
         buf, pos, out = self.buf + data, 0, []
@@ -152,18 +208,24 @@ class Dechunk:
                     self.done = True
                 else:
                     self.left = size
+                    self.chunks += 1
         self.buf = buf[pos:]
         return b"".join(out)
 
 
-async def open_raw(port: int, path: str, timeout: float) -> tuple[socket.socket, bytes, bytes]:
+async def open_raw(
+    port: int, path: str, timeout: float, encoding: str = ""
+) -> tuple[socket.socket, bytes, bytes]:
     """Connect, send the GET, read the head: (socket, head, body bytes already read)."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setblocking(False)
     try:
         await asyncio.wait_for(loop.sock_connect(sock, (HOST, port)), timeout)
-        req = f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
+        req = (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nAccept: text/event-stream\r\n{accept(encoding)}"
+            "Connection: close\r\n\r\n"
+        )
         await loop.sock_sendall(sock, req.encode())
         data = b""
         deadline = time.monotonic() + timeout
@@ -179,6 +241,7 @@ async def open_raw(port: int, path: str, timeout: float) -> tuple[socket.socket,
         status = head.split(b" ", 2)[1].decode()
         if status != "200":
             raise RuntimeError(f"HTTP {status}")
+        check_encoding(head, encoding)
         return sock, head + b"\r\n\r\n", rest
     except BaseException:
         sock.close()
@@ -202,7 +265,7 @@ async def subscribe_all(
         try:
             if left <= 0:
                 raise TimeoutError
-            sock, head, rest = await open_raw(a.port, path, left)
+            sock, head, rest = await open_raw(a.port, path, left, a.encoding)
         except (TimeoutError, OSError, RuntimeError, IndexError) as exc:
             errors[err_name(exc)] = errors.get(err_name(exc), 0) + 1
             return
@@ -210,6 +273,9 @@ async def subscribe_all(
         sub.carry = head[-9:]
         if b"transfer-encoding: chunked" in head.lower():
             sub.dechunk = Dechunk()
+        if a.encoding:
+            sub.decomp = decompressor(a.encoding)
+            sub.carry = b"\n"  # the decoded text starts at the first event
         subs.append((sub, rest))
 
     for start in range(0, a.clients, a.batch):
@@ -254,6 +320,18 @@ async def fanout(a: argparse.Namespace) -> dict:
             errors[key] = errors.get(key, 0) + 1
 
     def feed(sub: Sub, d: bytes) -> None:
+        sub.wire += len(d)
+        if sub.decomp is not None:  # --encoding: chunked framing off, then the compression
+            if sub.dechunk is not None:
+                d = sub.dechunk.feed(d)
+            d = sub.decomp.decompress(d) if d else d
+            sub.plain += len(d)
+            buf = sub.carry + d
+            sub.n += buf.count(PAT)  # a 6-byte carry: no line is counted twice
+            if END in buf:
+                sub.ended = True
+            sub.carry = buf[-6:]
+            return
         buf = sub.carry + d
         sub.n += buf[3:].count(PAT)  # a 9-byte carry: no line is counted twice
         if END in buf:
@@ -324,6 +402,11 @@ async def fanout(a: argparse.Namespace) -> dict:
         "load_cpu_s_run": load_cpu,
         "load_cpu_pct": 100 * load_cpu / wall if wall else None,
         "load_reads": reads[0],  # recv() calls: the load generator's unit of work
+        "wire_bytes": sum(sub.wire for sub, _ in subs),
+        **({"plain_bytes": sum(sub.plain for sub, _ in subs)} if a.encoding else {}),
+        # --encoding: the chunks received, one per write of the server (events per write > 1:
+        # the server coalesced events, and each write was compressed and flushed as one)
+        **({"writes": sum(sub.dechunk.chunks for sub, _ in subs if sub.dechunk)} if a.encoding else {}),
         "errors": errors,
     }
 
@@ -472,31 +555,52 @@ async def latency(a: argparse.Namespace) -> dict:
 
 # -- S2 ------------------------------------------------------------------------------------------
 async def stream(a: argparse.Namespace) -> dict:
-    cpu0 = proc_cpu(a.server_pid)
+    cpu0, lcpu0 = proc_cpu(a.server_pid), cpu_self()
     t0 = time.perf_counter()
-    r, w, head = await open_stream(a.port, "/stream", a.timeout)
-    carry, n = head[-6:], 0
+    r, w, head = await open_stream(a.port, "/stream", a.timeout, a.encoding)
+    carry, n, wire, plain, dechunk = head[-6:], 0, 0, 0, None
     deadline = time.monotonic() + a.timeout
-    while time.monotonic() < deadline:
-        d = await asyncio.wait_for(r.read(1 << 20), a.timeout)
-        if not d:
-            break
-        buf = carry + d
-        n += buf.count(PAT)
-        carry = buf[-6:]
+    if a.encoding:  # chunked framing off, then the compression; count in the decoded text
+        dechunk = Dechunk() if b"transfer-encoding: chunked" in head.lower() else None
+        decomp, carry = decompressor(a.encoding), b"\n"
+        while time.monotonic() < deadline:
+            d = await asyncio.wait_for(r.read(1 << 20), a.timeout)
+            if not d:
+                break
+            wire += len(d)
+            d = dechunk.feed(d) if dechunk is not None else d
+            d = decomp.decompress(d) if d else d
+            plain += len(d)
+            buf = carry + d
+            n += buf.count(PAT)
+            carry = buf[-6:]
+    else:
+        while time.monotonic() < deadline:
+            d = await asyncio.wait_for(r.read(1 << 20), a.timeout)
+            if not d:
+                break
+            wire += len(d)
+            buf = carry + d
+            n += buf.count(PAT)
+            carry = buf[-6:]
     w.close()
     wall = time.perf_counter() - t0
-    cpu = proc_cpu(a.server_pid) - cpu0
+    cpu, load_cpu = proc_cpu(a.server_pid) - cpu0, cpu_self() - lcpu0
 
     lat: list[float] = []
-    r, w, head = await open_stream(a.port, "/lone", a.timeout)
+    r, w, head = await open_stream(a.port, "/lone", a.timeout, a.encoding)
     pending = b""
+    dechunk = Dechunk() if a.encoding and b"transfer-encoding: chunked" in head.lower() else None
+    decomp = decompressor(a.encoding) if a.encoding else None
     deadline = time.monotonic() + a.timeout
     while time.monotonic() < deadline:
         d = await asyncio.wait_for(r.read(1 << 16), a.timeout)
         now = time.time()
         if not d:
             break
+        if decomp is not None:
+            d = dechunk.feed(d) if dechunk is not None else d
+            d = decomp.decompress(d) if d else d
         pending += d
         *lines, pending = pending.split(b"\n")
         for line in lines:
@@ -509,6 +613,11 @@ async def stream(a: argparse.Namespace) -> dict:
         "wall_s": wall,
         "events_per_s": n / wall if wall else None,
         "server_cpu_s": cpu,
+        "load_cpu_s_run": load_cpu,
+        "load_cpu_pct": 100 * load_cpu / wall if wall else None,
+        "wire_bytes": wire,
+        **({"plain_bytes": plain} if a.encoding else {}),
+        **({"writes": dechunk.chunks} if dechunk is not None else {}),
         "lone_events": len(lat),
         "lone_p50_ms": statistics.median(lat) if lat else None,
         "lone_max_ms": max(lat) if lat else None,
@@ -522,13 +631,18 @@ async def idle(a: argparse.Namespace) -> dict:
 
     async def one() -> None:
         try:
-            r, w, head = await open_stream(a.port, a.path, a.timeout)
+            r, w, head = await open_stream(a.port, a.path, a.timeout, a.encoding)
             if a.first_event:  # wait for the one event the route sends first
                 buf = head[-6:]
+                if a.encoding:  # ... decoded: the compressor has written (and kept state)
+                    dechunk = Dechunk() if b"transfer-encoding: chunked" in head.lower() else None
+                    decomp, buf = decompressor(a.encoding), b"\n"
                 while PAT not in buf:
                     d = await asyncio.wait_for(r.read(4096), a.timeout)
                     if not d:
                         raise RuntimeError("closed before the first event")
+                    if a.encoding:
+                        d = decomp.decompress(dechunk.feed(d) if dechunk is not None else d)
                     buf += d
             conns.append(w)
         except (TimeoutError, OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
@@ -570,6 +684,12 @@ def main() -> int:
     p.add_argument("--poll-ms", type=float, default=1.0, help="fanout: pause between epoll sweeps")
     p.add_argument("--path", default="/idle")
     p.add_argument("--first-event", action="store_true", help="idle: wait for one event per stream")
+    p.add_argument(
+        "--encoding",
+        default="",
+        choices=["", "gzip", "zstd", "deflate", "br"],
+        help="fanout/stream/idle: send Accept-Encoding and decode the compressed body",
+    )
     p.add_argument("--timeout", type=float, default=120.0)
     a = p.parse_args()
     if not (1 <= a.clients <= 10000 and 0 < a.timeout <= 300 and 1 <= a.batch <= 2000):

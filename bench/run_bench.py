@@ -23,6 +23,13 @@ Scenarios:
                 an async generator: events/s; plus lone-event latency (50 events 20 ms apart).
   idle          S4: N idle streams (default 5000, --clients): server RSS growth per stream.
 
+fanout, stream and idle also run two compressed rat_engine rows, "rat_engine gzip" and
+"rat_engine zstd": the same app with ``app.enable_compression()`` (env BENCH_COMPRESS=1), and a
+load generator that sends ``Accept-Encoding: gzip`` (or zstd) and decodes each stream
+incrementally to count its events. A second table beside the scenario's compares them with
+the uncompressed rat_engine row: bytes on the wire per event, server CPU per event, the load
+generator's CPU. (fanout-10k and latency run no compressed rows.)
+
 Each server is pinned to CPU 0 and the load generator to CPU 1 (``taskset``), every server is
 started fresh for each run, the order of servers rotates between runs, and the report gives
 medians over ``--runs`` with ratios against FastAPI and against the raw-ASGI floor, plus the
@@ -72,6 +79,7 @@ class Server:
     note: str = ""  # what limits this row, for the table
     path: str = "/idle"  # S4: the idle route
     first_event: bool = True  # S4: the route sends one event before going idle
+    encoding: str = ""  # S1 fanout / S2 / S4: the load generator sends Accept-Encoding: <this>
 
 
 JSON_SERVERS = [
@@ -141,6 +149,17 @@ IDLE_SERVERS = [
         first_event=False,
     ),
     *ASYNC_SERVERS[1:],
+]
+# fanout, stream, idle: rat_engine with app.enable_compression(), clients accepting one coding.
+COMPRESSED_SERVERS = [
+    Server(
+        f"rat_engine {coding}",
+        "rat_async.py",
+        {"BENCH_COMPRESS": "1"},
+        f"app.enable_compression(); client sends Accept-Encoding: {coding}",
+        encoding=coding,
+    )
+    for coding in ("gzip", "zstd")
 ]
 BASE_ASYNC = "FastAPI native SSE"
 
@@ -469,6 +488,8 @@ def bench_async_once(
         else:
             cmd += ["--clients", str(args.idle_clients), "--path", server.path]
             cmd += ["--first-event"] if server.first_event else []
+        if server.encoding:
+            cmd += ["--encoding", server.encoding]
         m0, t0 = machine_cpu(), time.monotonic()
         s0 = tree_stats(running.pid)
         # Bounded: connecting (batches) + the run itself, each capped at --give-up.
@@ -577,6 +598,50 @@ def async_table(
                 f"{fmt(s['base_rss_mb'], '.0f')} → {fmt(s['rss_mb'], '.0f')} | {fmt(s['server_threads'])} | "
                 f"{errors_text(last)} | {server.note} |"
             )
+    return "\n".join(lines)
+
+
+def compression_table(mode: str, summary: dict[str, dict[str, Any]], servers: list[Server]) -> str:
+    """The compressed rows beside the uncompressed rat_engine row: wire bytes per event, the
+    decoded bytes per event, server CPU µs per event (and vs uncompressed), load generator CPU."""
+    names = ["rat_engine"] + [s.name for s in servers if s.encoding]
+    if mode == "idle":
+        lines = [
+            "| server | Accept-Encoding | KB per idle stream (median) | vs uncompressed | streams open |",
+            "|---|---|---:|---:|---:|",
+        ]
+    else:
+        lines = [
+            "| server | Accept-Encoding | events/s (median) | vs uncompressed | wire bytes / event "
+            "| decoded bytes / event | wire / decoded | events per chunk | server CPU µs / event | vs uncompressed "
+            "| loadgen CPU s (% of wall) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+    base = summary.get("rat_engine", {})
+    for name in names:
+        s = summary.get(name)
+        if not s or s["runs_ok"] == 0:
+            continue
+        coding = name.removeprefix("rat_engine").strip() or "(none)"
+        if mode == "idle":
+            vs = s["kb_per_stream"] / base["kb_per_stream"] if base.get("kb_per_stream") else None
+            lines.append(
+                f"| {name} | {coding} | {fmt(s['kb_per_stream'], '.1f')} | {fmt(vs, '.2f')}x | {fmt(s['streams'])} |"
+            )
+            continue
+        events = s["delivered"] if mode == "fanout" else s["events"]
+        wire = s["wire_bytes"] / events if s.get("wire_bytes") and events else None
+        plain = s["plain_bytes"] / events if s.get("plain_bytes") and events else None
+        cpu_us = 1e6 * s["server_cpu_s"] / events if s.get("server_cpu_s") and events else None
+        b_events = base.get("delivered") if mode == "fanout" else base.get("events")
+        b_us = 1e6 * base["server_cpu_s"] / b_events if base.get("server_cpu_s") and b_events else None
+        vs_rate = s["events_per_s"] / base["events_per_s"] if base.get("events_per_s") else None
+        lines.append(
+            f"| {name} | {coding} | {fmt(s['events_per_s'])} | {fmt(vs_rate, '.2f')}x | {fmt(wire, '.2f')} | "
+            f"{fmt(plain, '.2f')} | {fmt(wire / plain if wire and plain else None, '.3f')} | "
+            f"{fmt(events / s['writes'] if s.get('writes') else None, '.1f')} | {fmt(cpu_us, '.2f')} | {fmt(cpu_us / b_us if cpu_us and b_us else None, '.2f')}x | "
+            f"{fmt(s['load_cpu_s_run'], '.2f')} ({fmt(s['load_cpu_pct'], '.0f')}%) |"
+        )
     return "\n".join(lines)
 
 
@@ -954,11 +1019,13 @@ def main() -> int:
         if args.scenario not in (mode, "all"):
             continue
         if mode == "idle":
-            servers = select(IDLE_SERVERS, args.only)
-        elif mode in ("fanout", "fanout-10k", "latency"):
+            servers = select([*IDLE_SERVERS, *COMPRESSED_SERVERS], args.only)
+        elif mode == "fanout":
+            servers = select([*S1_SERVERS, *COMPRESSED_SERVERS], args.only)
+        elif mode in ("fanout-10k", "latency"):
             servers = select(S1_SERVERS, args.only)
         else:
-            servers = select(ASYNC_SERVERS, args.only)
+            servers = select([*ASYNC_SERVERS, *COMPRESSED_SERVERS], args.only)
         print(f"{banner}, {args.runs} run(s)")
         rows = run_scenario(
             mode, servers, lambda a, s_, d, t, m=mode: bench_async_once(a, s_, d, t, m), args, log_dir
@@ -968,11 +1035,20 @@ def main() -> int:
             "server_cpu_pct", "events", "lone_p50_ms", "lone_max_ms", "kb_per_stream", "streams", "base_rss_mb",
             "rss_mb", "server_threads", "load_cpu_s", "other_cpu_pct", "steal_pct", "subscribers", "subscribed",
             "connect_s", "expected_all", "load_cpu_pct", "load_cpu_s_run", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "p999_ms", "max_ms",
-            "arrival_p50_ms", "arrival_p99_ms", "arrival_max_ms",
+            "arrival_p50_ms", "arrival_p99_ms", "arrival_max_ms", "wire_bytes", "plain_bytes", "writes",
         ]  # fmt: skip
         summary = summarize(rows, keys)
         report[mode] = {"runs": rows, "median": summary}
         md += [heading, "", async_table(mode, summary, servers, rows), ""]
+        if any(s.encoding for s in servers):
+            md += [
+                f"Compressed streams ({mode}): `app.enable_compression()`, the client sends Accept-Encoding "
+                "and decodes incrementally. Wire bytes: the response body as received (chunked framing "
+                "included); decoded: the event text after decompression.",
+                "",
+                compression_table(mode, summary, servers),
+                "",
+            ]
         for name, s in summary.items():
             ok = [r for r in rows[name] if "failed" not in r]
             bad = s["runs_ok"] == 0

@@ -8,9 +8,14 @@ POST /start_rate/<R>/<S>  S1 latency: R messages per second for S seconds, each
 /stream      @app.sse async generator yielding BENCH_STREAM_EVENTS dicts
 /lone        one ``{"t": time.time()}`` every 20 ms, 50 times
 /idle        one event, then ``await asyncio.sleep(3600)``
+
+BENCH_COMPRESS=1 (the "rat_engine gzip" / "rat_engine zstd" rows): ``app.enable_compression()``
+with its defaults, so every stream whose client sends ``Accept-Encoding`` is compressed per
+event. Unset (every other row): no compression configured at all, as before.
 """
 
 import asyncio
+import os
 import time
 
 from _common import HOST, fanout_messages, paced, port, stream_events
@@ -22,6 +27,8 @@ app = RatApp(
     broadcast_max_backlog=max(4096, fanout_messages() + 16),
     max_streams=20_000,
 )
+if os.environ.get("BENCH_COMPRESS"):
+    app.enable_compression()
 _tasks: set[asyncio.Task] = set()
 
 
