@@ -5,6 +5,7 @@ are framed per the SSE standard, notice clients leaving, keep alive, and shut do
 """
 
 from .app import RatApp
+from .compat import HttpMethod, HttpRequest, HttpResponse
 from .compression import CompressionConfig, CompressionType
 from .datastructures import Headers, QueryParams, UploadedFile
 from .exceptions import HTTPException, RouteError, StreamLimitExceeded
@@ -38,6 +39,9 @@ __all__ = [
     "FileResponse",
     "HTMLResponse",
     "HTTPException",
+    "HttpMethod",
+    "HttpRequest",
+    "HttpResponse",
     "Headers",
     "JSONResponse",
     "Limits",

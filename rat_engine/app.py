@@ -248,7 +248,10 @@ class RatApp:
         self.hooks.shutdown.append(func)
         return func
 
-    def add_middleware(self, middleware: Middleware) -> None:
+    def add_middleware(self, middleware: Middleware | Any) -> None:
+        """A :class:`Middleware`, or RAT Engine style: any object with ``before_request(request)``
+        and/or ``after_request(request, response)`` (``request`` is ``request_data``, which
+        also answers ``request.method``, ``.path``, ``.headers``, ``.query_params``, ``.body``)."""
         self.hooks.add_middleware(middleware)
 
     def enable_cors(self, **options: Any) -> CORSMiddleware:

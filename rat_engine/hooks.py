@@ -18,7 +18,7 @@ from typing import Any
 
 from .convert import make_response
 from .exceptions import HTTPException
-from .middleware import Middleware
+from .middleware import Middleware, adapt_middleware
 from .responses import Response
 
 __all__ = ["Hooks"]
@@ -70,12 +70,8 @@ class Hooks:
     def add_error_handler(self, key: int | type[BaseException], func: Hook) -> None:
         self.error_handlers[key] = (func, _arity(func, (0, 1, 2), "error handler"))
 
-    def add_middleware(self, middleware: Middleware) -> None:
-        if not isinstance(middleware, Middleware):
-            raise TypeError(
-                "add_middleware takes a rat_engine.Middleware instance; wrap ASGI middleware around the app instead"
-            )
-        self.middleware.append(middleware)
+    def add_middleware(self, middleware: Any) -> None:
+        self.middleware.append(adapt_middleware(middleware))
 
     @property
     def empty(self) -> bool:

@@ -14,12 +14,15 @@ Order: ``before_request`` in registration order, ``after_request`` in reverse (a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
 from .responses import Response
 
-__all__ = ["CORSMiddleware", "Middleware"]
+__all__ = ["CORSMiddleware", "Middleware", "adapt_middleware"]
+
+logger = logging.getLogger(__name__)
 
 
 class Middleware:
@@ -33,6 +36,37 @@ class Middleware:
 
     def on_error(self, request_data: dict[str, Any], error: BaseException) -> Any:
         return None
+
+
+class _Adapted(Middleware):
+    """A RAT Engine style middleware object (any class with ``before_request`` and/or
+    ``after_request``), given the defaults it lacks."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        for name in ("before_request", "after_request", "on_error"):
+            method = getattr(inner, name, None)
+            if callable(method):
+                setattr(self, name, method)
+
+
+def adapt_middleware(middleware: Any) -> Middleware:
+    """``middleware`` as a :class:`Middleware`: instances pass through; any object with
+    ``before_request`` / ``after_request`` (RAT Engine's duck-typed middleware) is wrapped.
+
+    Raises:
+        TypeError: it has neither method (e.g. an ASGI middleware class).
+    """
+    if isinstance(middleware, Middleware):
+        return middleware
+    if isinstance(middleware, type) or not any(
+        callable(getattr(middleware, name, None)) for name in ("before_request", "after_request")
+    ):
+        raise TypeError(
+            "add_middleware takes a middleware object with before_request/after_request "
+            "(e.g. a rat_engine.Middleware instance); wrap ASGI middleware around the app instead"
+        )
+    return _Adapted(middleware)
 
 
 class CORSMiddleware(Middleware):
@@ -79,6 +113,11 @@ class CORSMiddleware(Middleware):
         self.allow_credentials = allow_credentials
         self.expose_headers = ", ".join(expose_headers)
         self.max_age = max_age
+        logger.info(
+            "CORS: %s",
+            "any origin" if self.allow_any else
+            "allowed origins: " + (", ".join(sorted(self.allow_origins)) or "none (pass allow_origins=[...])"),
+        )  # fmt: skip
 
     def _allowed_origin(self, origin: str) -> str | None:
         if origin in self.allow_origins:

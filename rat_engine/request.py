@@ -128,6 +128,42 @@ class RequestData(dict[str, Any]):
         self._form = reader.finish()
         return self._form
 
+    # -- RAT Engine's attribute style (``request.method`` in its middleware and handlers) ------
+    @property
+    def method(self) -> str:
+        return str(self["method"])
+
+    @property
+    def path(self) -> str:
+        return str(self["path"])
+
+    @property
+    def headers(self) -> Headers:
+        headers: Headers = self["headers"]
+        return headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        params: QueryParams = self["query_params"]
+        return params
+
+    @property
+    def body(self) -> Any:
+        return self.get("body")
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        params: dict[str, Any] = self.get("path_params", {})
+        return params
+
+    @property
+    def remote_addr(self) -> str:
+        return str(self.get("remote_addr", ""))
+
+    def get_json(self) -> Any:
+        """RAT Engine's name for :meth:`json`."""
+        return self.json()
+
     @property
     def raw_body(self) -> bytes:
         raw = self.get("raw_body", b"")

@@ -84,6 +84,37 @@ class Response:
             return media_type + "; charset=utf-8"
         return media_type
 
+    # -- RAT Engine's response methods (HttpResponse is this class; see rat_engine.compat) ----
+    def set_header(self, name: str, value: str) -> Response:
+        """Set (replace) a header; returns the response, so calls chain."""
+        self.headers[name] = str(value)
+        return self
+
+    def get_header(self, name: str, default: str | None = None) -> str | None:
+        value = self.headers.get(name)
+        return default if value is None else str(value)
+
+    def set_status(self, status: int) -> Response:
+        self.status_code = status
+        return self
+
+    def set_cors(
+        self,
+        origin: str = "*",
+        methods: str = "GET, POST, PUT, DELETE, OPTIONS",
+        headers: str = "Content-Type, Authorization",
+        credentials: bool = False,
+    ) -> Response:
+        """CORS headers on this one response (``app.enable_cors()`` does it for every route)."""
+        self.headers["access-control-allow-origin"] = origin
+        self.headers["access-control-allow-methods"] = methods
+        self.headers["access-control-allow-headers"] = headers
+        if credentials:
+            self.headers["access-control-allow-credentials"] = "true"
+        if origin != "*":
+            self.headers["vary"] = "Origin"
+        return self
+
     def set_cookie(
         self,
         key: str,
