@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import threading
 from typing import Any
 
 import orjson
@@ -13,10 +15,18 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _default(obj: Any) -> Any:
-    # Sets and tuples-like containers are common in handler return values; anything
-    # else is a programming error that should surface as a TypeError (500 / error event).
+    # Sets are common in handler return values. The rest makes `request_data` itself echoable
+    # (a common debugging handler returns it): its raw body as text, the disconnect flag as a
+    # bool, an upload's file object as null. Anything else is a programming error that should
+    # surface as a TypeError (500 / error event).
     if isinstance(obj, (set, frozenset)):
         return list(obj)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        return bytes(obj).decode("utf-8", errors="replace")
+    if isinstance(obj, threading.Event):
+        return obj.is_set()
+    if isinstance(obj, io.IOBase):
+        return None
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")

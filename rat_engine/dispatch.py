@@ -121,7 +121,9 @@ async def _respond(
             request_data.defer_body(receive, limit)
         else:
             await read_body(request_data, receive, limit)
-        request_data["path_params"] = match.params  # type: ignore[union-attr]
+        # RAT Engine's path_params are the text of the path; the handler's keyword arguments
+        # are converted by the rule (<int:n> -> int).
+        request_data["path_params"] = match.raw  # type: ignore[union-attr]
         if endpoint.is_stream:
             request_data["disconnected"] = Disconnected()
     if not app.hooks.empty:

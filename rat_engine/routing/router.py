@@ -7,7 +7,7 @@ counts as "no match", so ``/item/abc`` on ``<int:id>`` is a 404, never a 500.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from ..exceptions import RouteError
@@ -22,8 +22,11 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class Match(Generic[T]):
     endpoint: T
+    #: Converted by the rule's converters (``<int:n>`` -> int): the handler's keyword arguments.
     params: dict[str, Any]
     rule: str
+    #: The same values as the text of the path (what RAT Engine puts in ``path_params``).
+    raw: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +128,11 @@ def _pick(entry: _RuleEntry[T], method: str, values: tuple[str, ...], allowed: s
         return None
     endpoint, compiled = found
     params: dict[str, Any] = {}
+    raw: dict[str, str] = {}
     try:
         for (name, converter), value in zip(compiled.converters, values, strict=True):
             params[name] = converter.to_python(value)
+            raw[name] = value
     except (ValueError, ConversionError):
         return None  # not a value of this converter: this rule does not match
-    return Match(endpoint, params, compiled.rule)
+    return Match(endpoint, params, compiled.rule, raw)

@@ -164,3 +164,29 @@ def test_cors_middleware_without_arguments_allows_no_origin_and_says_so(
 
 def test_http_method_is_a_string() -> None:
     assert HttpMethod.GET == "GET" and f"{HttpMethod.POST}" == "POST"
+
+
+def test_request_data_can_be_echoed_as_json() -> None:
+    """A common RAT debugging handler returns ``{"request_data": request_data}``."""
+    app = RatApp()
+
+    @app.json("/echo/<int:n>", methods=["POST"])
+    def echo(request_data: Any, n: int) -> Any:
+        request_data.form()  # parses the upload: files hold file objects
+        return {"request_data": request_data, "n": n}
+
+    @app.sse("/stream")
+    def stream(request_data: Any) -> Any:
+        yield {"request_data": request_data}
+
+    with TestClient(app) as client:
+        echoed = client.post("/echo/7?a=1", files={"up": ("f.txt", b"\xff\xfe bytes")}, data={"k": "v"})
+        streamed = client.get("/stream")
+    body = echoed.json()
+    assert echoed.status_code == 200 and body["n"] == 7
+    data = body["request_data"]
+    assert data["query"] == "a=1" and data["query_params"] == {"a": "1"}
+    assert data["path_params"] == {"n": "7"}  # RAT's strings; the argument n is the int 7
+    assert isinstance(data["raw_body"], str)  # bytes as text (invalid UTF-8 replaced)
+    event = json.loads(streamed.text.removeprefix("data: "))
+    assert event["request_data"]["disconnected"] is False  # the stop flag as a bool

@@ -420,3 +420,14 @@ def test_match_never_raises(router: Router[str], method: str, path: str) -> None
         assert result.allowed
         assert list(result.allowed) == sorted(set(result.allowed))
         assert method not in result.allowed
+
+
+def test_a_match_keeps_the_raw_text_beside_the_converted_values() -> None:
+    """``request_data["path_params"]`` is RAT Engine's: the strings of the path."""
+    r: Router[str] = Router()
+    r.add("/p/<float:price>/<uuid:u>/<int:n>", ["GET"], "e")
+    u = "12345678-1234-5678-1234-567812345678"
+    result = r.match("GET", f"/p/99/{u}/007")
+    assert isinstance(result, Match)
+    assert result.params == {"price": 99.0, "u": uuid.UUID(u), "n": 7}
+    assert result.raw == {"price": "99", "u": u, "n": "007"}
