@@ -5,8 +5,10 @@ are framed per the SSE standard, notice clients leaving, keep alive, and shut do
 """
 
 from .app import RatApp
-from .compat import HttpMethod, HttpRequest, HttpResponse
+from .compat import HttpMethod, HttpRequest, HttpResponse, LoggingMiddleware
 from .compression import CompressionConfig, CompressionType
+from .context import path_params
+from .context import request as request  # RAT Engine's request(); the module is rat_engine.request
 from .datastructures import Headers, QueryParams, UploadedFile
 from .exceptions import HTTPException, RouteError, StreamLimitExceeded
 from .files import FileResponse, safe_join
@@ -45,6 +47,7 @@ __all__ = [
     "Headers",
     "JSONResponse",
     "Limits",
+    "LoggingMiddleware",
     "Middleware",
     "PlainTextResponse",
     "QueryParams",
@@ -59,6 +62,7 @@ __all__ = [
     "StreamingResponse",
     "UploadedFile",
     "__version__",
+    "path_params",
     "rat_debug",
     "rat_emergency",
     "rat_error",
@@ -68,5 +72,6 @@ __all__ = [
     "rat_trace",
     "rat_warn",
     "redirect",
+    "request",
     "safe_join",
 ]

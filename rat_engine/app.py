@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from ._threads import DaemonThreadPool
 from ._types import ROUTE_KINDS, Receive, RouteKind, Scope, Send
 from .broadcast import Broadcast
+from .compat import RatEngineExtras
 from .compression import CompressionConfig
 from .compression.policy import ResponseCompression
 from .dispatch import handle_http
@@ -33,7 +34,7 @@ __all__ = ["RatApp"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class RatApp:
+class RatApp(RatEngineExtras):
     """A rat_engine application (an ASGI 3 app: ``uvicorn module:app`` works too).
 
     Settings come as three objects (their fields are documented in :mod:`rat_engine.settings`),
@@ -90,6 +91,7 @@ class RatApp:
         self._log_level = "info"  # app.run's default, or what configure_logging() chose
         self._access_log = True
         self._server_handle: Any = None
+        self._extensions: dict[str, Any] = {}
 
     @property
     def broadcast_url(self) -> str:

@@ -19,6 +19,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from ._types import Receive, Scope, Send
+from .context import current_request
 from .convert import make_response
 from .exceptions import HTTPException, StreamLimitExceeded
 from .files import FileResponse
@@ -54,9 +55,17 @@ async def handle_http(app: RatApp, scope: Scope, receive: Receive, send: Send) -
     endpoint: Endpoint | None = None
     try:
         request_data = build_request_data(scope, app.limits)
+        current_request.set(request_data)  # rat_engine.request() (RAT Engine's thread-local)
         endpoint, response = await _respond(app, request_data, scope, receive)
     except Exception as exc:
         response = await _error_response(app, request_data, exc)
+    if response.status_code == 404 and request_data is not None and _wants_page(app, request_data):
+        # A single-page app: a browser navigating to a client-side route gets the app's page.
+        request_data["path"] = app.spa_fallback
+        try:
+            endpoint, response = await _respond(app, request_data, scope, receive)
+        except Exception as exc:
+            response = await _error_response(app, request_data, exc)
     if request_data is not None and not app.hooks.empty:
         try:
             response = await app.hooks.run_after(request_data, response)
@@ -143,6 +152,16 @@ async def _respond(
     else:
         rv = await endpoint.call(request_data, match.params, app.executor)
     return endpoint, make_response(rv, endpoint.kind)
+
+
+def _wants_page(app: RatApp, request_data: RequestData) -> bool:
+    """SPA fallback: a bodiless GET or HEAD that accepts HTML (a browser navigating), not an
+    API call or an asset, and not the fallback page itself."""
+    fallback = app.spa_fallback
+    if fallback is None or request_data["method"] not in ("GET", "HEAD") or request_data["path"] == fallback:
+        return False
+    headers = request_data["headers"]
+    return "text/html" in headers.get("accept", "") and "content-length" not in headers
 
 
 def _open_stream(

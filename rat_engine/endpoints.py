@@ -8,6 +8,7 @@ RAT Engine calls ``handler(request_data, **path_params)``. We also accept handle
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 from collections.abc import Callable
@@ -69,7 +70,10 @@ class Endpoint:
         if plan.call_style == "direct":
             return self.func(*args, **params)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(self.func, *args, **params))
+        # In a copy of the request's context: context variables (rat_engine.request()) reach
+        # the pool thread, as asyncio.to_thread does.
+        call = functools.partial(contextvars.copy_context().run, self.func, *args, **params)
+        return await loop.run_in_executor(executor, call)
 
 
 def describe_callable(func: Callable[..., Any], param_names: tuple[str, ...], inline: bool) -> CallPlan:

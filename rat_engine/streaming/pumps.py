@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,11 @@ class ThreadPump(_Pump):
     def start(self, stream: Stream) -> None:
         loop = self._loop = asyncio.get_running_loop()
         self._done = loop.create_future()
-        thread = threading.Thread(target=self._run, name=f"rat-stream-{stream.info.id}", daemon=True)
+        # The generator runs in a copy of the request's context (context variables reach it).
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"rat-stream-{stream.info.id}", daemon=True
+        )
         # threading.stack_size is process-wide; set it only around our own start() so that
         # thousands of stream threads stay small without changing other libraries' threads.
         with _thread_start_lock:
