@@ -256,7 +256,8 @@ class Template:
 
     _environments: ClassVar[dict[bool, jinja2.Environment]] = {}
     _environments_lock: ClassVar[threading.Lock] = threading.Lock()
-    _strings: ClassVar[_StringCache] = _StringCache()
+    # One compiled-string cache per auto_escape setting: the same source compiles differently.
+    _strings: ClassVar[dict[bool, _StringCache]] = {}
 
     def __init__(
         self, template_string: str, name: str = "<template>", auto_escape: bool = True, cache: bool = True
@@ -271,7 +272,8 @@ class Template:
                 env = Template._environments[auto_escape] = _new_environment(
                     auto_escape=auto_escape, cache=False, root=None
                 )
-        self._compiled = _compile_string(env, template_string, name, Template._strings if cache else None)
+            strings = Template._strings.setdefault(auto_escape, _StringCache())
+        self._compiled = _compile_string(env, template_string, name, strings if cache else None)
 
     @classmethod
     def _wrap(
@@ -292,7 +294,9 @@ class Template:
     @classmethod
     def clear_cache(cls) -> None:
         """Forget the compiled strings of ``Template(...)`` (an engine has its own cache)."""
-        Template._strings.clear()
+        with Template._environments_lock:
+            for strings in Template._strings.values():
+                strings.clear()
 
     def __repr__(self) -> str:
         return f"<Template {self.name!r}>"
@@ -338,8 +342,6 @@ class TemplateEngine:
     def add_filter(self, name: str, func: Callable[..., Any]) -> None:
         """Register ``{{ value|name }}``; ``func(value, *args)`` returns the new value."""
         self.filters[name] = func
-        # Compiled templates bind filters when they are created: recompile after a change.
-        self.clear_cache()
 
     def from_string(self, template_string: str, name: str = "<template>") -> Template:
         """Compile a template from a string (auto-escaped when ``auto_escape`` is on)."""
