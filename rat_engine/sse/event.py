@@ -45,7 +45,12 @@ __all__ = [
 
 Encoder = Callable[[Any], "bytes | None"]
 
-PING = b": ping\n\n"
+#: The keep-alive: a comment line with no blank line after it. Why no blank line: parsers that
+#: dispatch a block without data once an ``id:`` was seen (httpx-sse, and the openai SDK's copy
+#: of it) turn ``: ping\n\n`` into an empty event with the last id, which openai then fails to
+#: decode as JSON. A lone comment line is ignored by every parser; the next event's own blank
+#: line ends its block as usual (the WHATWG grammar allows comments anywhere in a block).
+PING = b": ping\n"
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FIELD_PREFIXES = ("data:", "event:", "id:", "retry:", ":")
 

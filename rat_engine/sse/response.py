@@ -17,7 +17,7 @@ from .._types import HeadersLike, SSEMode
 from ..settings import StreamSettings
 from ..streaming.chunk_source import ErrorEncoder
 from ..streaming.response import StreamingResponse
-from .event import PING, Encoder, SSEEvent, describe_error, encode_auto, encode_json, encode_text, error_event
+from .event import PING, Encoder, describe_error, encode_auto, encode_json, encode_text, error_event
 
 __all__ = ["ENCODERS", "EventStreamResponse"]
 
@@ -67,12 +67,18 @@ def _error_without_detail(exc: BaseException) -> bytes:
     return error_event(describe_error(exc, False))
 
 
+# The preamble and the farewell are field and comment lines *without* a block-ending blank line
+# (why: see PING): a blank line after them is an event with no data, which some parsers
+# dispatch as an empty event. ``retry:`` takes effect when its line is parsed, so the preamble
+# simply joins the first event's block; the farewell ends the stream.
+
+
 @functools.lru_cache(maxsize=16)
 def _retry_frame(retry: int) -> bytes:
-    return f"retry: {int(retry)}\n\n".encode()
+    return f"retry: {int(retry)}\n".encode()
 
 
 @functools.lru_cache(maxsize=16)
 def _farewell_frame(retry: int) -> bytes:
     """Encoded once per value, not per stream or per request."""
-    return SSEEvent(retry=retry, comment="server shutting down").encode()
+    return f": server shutting down\nretry: {int(retry)}\n".encode()

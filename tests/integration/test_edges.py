@@ -51,7 +51,7 @@ def test_chunked_download_cut_by_shutdown_looks_incomplete_but_sse_ends_cleanly(
         reader.join(10)
     assert isinstance(outcome["/download"], httpx.RemoteProtocolError), outcome["/download"]
     sse = outcome["/events"]
-    assert isinstance(sse, bytes) and sse.endswith(b"retry: 2000\n\n")
+    assert isinstance(sse, bytes) and sse.endswith(b": server shutting down\nretry: 2000\n")
 
 
 def test_return_value_corners_and_error_handler_precedence(caplog):

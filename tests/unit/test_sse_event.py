@@ -337,8 +337,11 @@ def test_comment(text: str, expected: bytes) -> None:
 
 def test_comment_default_and_ping() -> None:
     assert comment() == b":\n\n"
-    assert PING == b": ping\n\n"
+    assert PING == b": ping\n"  # no blank line: no parser can see an empty event block
     assert parse_stream(PING) == []
+    assert parse_stream(b"id: 1\ndata: a\n\n" + PING + PING + b"data: b\n\n") == parse_stream(
+        b"id: 1\ndata: a\n\ndata: b\n\n"
+    )
 
 
 @pytest.mark.parametrize(

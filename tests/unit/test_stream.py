@@ -23,7 +23,7 @@ from rat_engine.sse.response import EventStreamResponse
 from rat_engine.streaming import ConnectionManager, Stream, StreamContext, StreamingResponse, StreamWire
 from rat_engine.streaming.signals import Disconnected
 
-PING = b": ping\n\n"
+PING = b": ping\n"
 
 
 class FakeWire:
@@ -188,7 +188,7 @@ def test_preamble_is_the_retry_hint() -> None:
         await run_stream(EventStreamResponse(["x"]), wire, StreamSettings(retry=1500))
         return wire
 
-    assert run(main()).body == b"retry: 1500\n\ndata: x\n\n"
+    assert run(main()).body == b"retry: 1500\ndata: x\n\n"
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ def test_shutdown_sends_the_farewell_frame_once_and_ends_cleanly() -> None:
         return wire
 
     wire = run(main())
-    assert wire.body == b"data: x\n\n: server shutting down\nretry: 750\n\n"
+    assert wire.body == b"data: x\n\n: server shutting down\nretry: 750\n"
     assert wire.ended
 
 
