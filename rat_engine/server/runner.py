@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import logging
 import os
@@ -36,7 +37,7 @@ from .protocol import RatHttpProtocol
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ServerHandle", "serve"]
+__all__ = ["AddressInUse", "ServerHandle", "serve"]
 
 
 #: How deep to look through wrapping middleware (uvicorn's proxy headers and the like).
@@ -141,11 +142,24 @@ class ServerHandle:
             self._thread.join(5)
 
 
+class AddressInUse(OSError):
+    """The address to listen on is taken (its message says which, and what to do)."""
+
+
 def _bind(host: str, port: int, backlog: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(
+                f"{host}:{port} is already in use: stop the other server, or pick another port "
+                "(app.run(port=...), rat-engine run --port ...)"
+            ) from None
+        raise
     sock.listen(backlog)
     sock.set_inheritable(True)
     return sock
@@ -213,7 +227,14 @@ def serve(
     config = _build_config(app, host, port, log_level, options)
     configure_logging(log_level)  # after Config, which sets uvicorn's loggers to log_level
     logging.getLogger("rat_engine.access").disabled = not access_log
-    sock = _bind(host, port, config.backlog)
+    try:
+        sock = _bind(host, port, config.backlog)
+    except AddressInUse as exc:
+        if not blocking:
+            raise
+        # A script or `rat-engine run`: one line that says what is wrong, not a traceback.
+        logger.error("%s", exc)
+        raise SystemExit(1) from None
     bound_port = sock.getsockname()[1]
     if not blocking:
         if workers != 1:
