@@ -109,6 +109,7 @@ class RatApp(RatEngineExtras):
         stream_body: bool = False,
         max_body_size: int | None = None,
         compress: bool = True,
+        on_error: Callable[[BaseException], Any] | None = None,
         **stream_options: Any,
     ) -> Callable[[F], F]:
         """Register the decorated function for ``rule`` and return it unchanged.
@@ -125,6 +126,9 @@ class RatApp(RatEngineExtras):
             max_body_size: This route's body limit (default: the app's ``max_body_size``).
             compress: False: never compress this route's responses, even with
                 ``enable_compression()`` on (e.g. a stream mixing secrets with reflected input).
+            on_error: For streams: ``on_error(exc)`` returns the item to send when the
+                generator raises (e.g. an OpenAI-compatible ``{"error": {...}}``), instead of
+                the default ``error`` event; None sends nothing.
             **stream_options: For stream kinds: ``ping_interval``, ``max_duration``,
                 ``send_timeout``, ``buffer_size``, ``retry``.
         """
@@ -139,6 +143,7 @@ class RatApp(RatEngineExtras):
                 stream_body=stream_body,
                 max_body_size=max_body_size,
                 compress=compress,
+                on_error=on_error,
                 **stream_options,
             )
             return func
@@ -156,6 +161,7 @@ class RatApp(RatEngineExtras):
         stream_body: bool = False,
         max_body_size: int | None = None,
         compress: bool = True,
+        on_error: Callable[[BaseException], Any] | None = None,
         **stream_options: Any,
     ) -> None:
         """Non-decorator form of :meth:`route`."""
@@ -164,7 +170,7 @@ class RatApp(RatEngineExtras):
             raise ValueError(
                 f"unknown route kind {kind!r}; use one of {', '.join(ROUTE_KINDS)} [{where(func)}]"
             )
-        if stream_options and not spec.stream:
+        if (stream_options or on_error is not None) and not spec.stream:
             raise TypeError(
                 f"unknown option(s) {sorted(stream_options)} for a {kind!r} route ({', '.join(ROUTE_STREAM_OPTIONS)} "
                 f"apply to sse/sse_json/sse_text/chunk) [{where(func)}]"
@@ -188,6 +194,7 @@ class RatApp(RatEngineExtras):
                 stream_body=stream_body,
                 max_body_size=max_body_size,
                 compress=compress,
+                on_error=on_error,
                 where=where(func),
             )
             self.router.add(rule, method_list, endpoint)

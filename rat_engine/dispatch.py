@@ -186,6 +186,7 @@ def _open_stream(
         client=client,
         debug=app.debug,
         disconnected=disconnected if isinstance(disconnected, threading.Event) else Disconnected(),
+        on_error=endpoint.on_error if endpoint is not None else None,
     )
     wire = wire_for(scope, receive, send)
     compression = app.compression

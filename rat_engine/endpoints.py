@@ -53,6 +53,8 @@ class Endpoint:
     max_body_size: int | None = None
     #: False: never compressed, even with the app's compression on.
     compress: bool = True
+    #: Streams: the item to send when the generator raises (None: the format's error event).
+    on_error: Callable[[BaseException], Any] | None = None
     #: ``file:line name`` of the handler, for log lines.
     where: str = ""
 

@@ -66,6 +66,9 @@ class StreamSettings:
     #: ``retry:`` (ms) sent to open SSE streams at shutdown, so browsers reconnect to the next
     #: instance after about that long; None: no farewell frame.
     shutdown_retry: int | None = 2000
+    #: ``retry:`` (ms) sent with the ``error`` event of a stream whose generator raised, so a
+    #: browser does not reconnect at once into the same failure (a reconnect storm); None: not sent.
+    error_retry: int | None = 30_000
     #: Stack size for the thread of each sync-generator stream (bytes; 0: Python default).
     thread_stack_size: int = 256 * 1024
 
@@ -82,7 +85,7 @@ class StreamSettings:
             raise ValueError("ping_interval must be a number >= 0 (0 disables pings)")
         if not isinstance(self.buffer_size, int) or self.buffer_size < 1:
             raise ValueError("buffer_size must be an int >= 1")
-        for name in ("retry", "shutdown_retry"):
+        for name in ("retry", "shutdown_retry", "error_retry"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be an int >= 0 (milliseconds) or None")
@@ -100,7 +103,14 @@ class StreamSettings:
 
 
 #: Stream settings a route may override (``@app.sse(rule, ping_interval=5)``).
-ROUTE_STREAM_OPTIONS = ("ping_interval", "max_duration", "send_timeout", "buffer_size", "retry")
+ROUTE_STREAM_OPTIONS = (
+    "ping_interval",
+    "max_duration",
+    "send_timeout",
+    "buffer_size",
+    "retry",
+    "error_retry",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +151,7 @@ FLAT_OPTIONS: Mapping[str, tuple[str, str]] = {
     "sse_retry": ("stream", "retry"),
     "sse_thread_stack_size": ("stream", "thread_stack_size"),
     "shutdown_retry": ("stream", "shutdown_retry"),
+    "sse_error_retry": ("stream", "error_retry"),
     "broadcast_url": ("broadcast", "url"),
     "broadcast_history": ("broadcast", "history"),
     "broadcast_history_ttl": ("broadcast", "history_ttl"),

@@ -11,15 +11,18 @@ header: it is invalid on HTTP/2 and the server manages the connection. Never com
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 from .._types import HeadersLike, SSEMode
 from ..settings import StreamSettings
 from ..streaming.chunk_source import ErrorEncoder
-from ..streaming.response import StreamingResponse
+from ..streaming.response import StreamContext, StreamingResponse
 from .event import PING, Encoder, describe_error, encode_auto, encode_json, encode_text, error_event
 
 __all__ = ["ENCODERS", "EventStreamResponse"]
+
+logger = logging.getLogger("rat_engine.streaming")
 
 ENCODERS: dict[SSEMode, Encoder] = {"auto": encode_auto, "json": encode_json, "text": encode_text}
 
@@ -49,8 +52,31 @@ class EventStreamResponse(StreamingResponse):
         self.headers.setdefault("cache-control", "no-cache, no-transform")
         self.headers.setdefault("x-accel-buffering", "no")
 
-    def error_encoder(self, debug: bool) -> ErrorEncoder:
-        return _error_with_detail if debug else _error_without_detail
+    def error_encoder(self, context: StreamContext) -> ErrorEncoder:
+        """The ``error`` event (or what the route's ``on_error`` returns), after a ``retry:``
+        line with ``error_retry`` so that a browser does not reconnect at once into the same
+        failure. The retry line has no blank line of its own: it joins the error's block."""
+        default = _error_with_detail if context.debug else _error_without_detail
+        on_error, encode = context.on_error, self.encoder
+        retry = context.settings.error_retry
+        prefix = _retry_frame(retry) if retry is not None else b""
+
+        def error_chunk(exc: BaseException) -> bytes | None:
+            frame: bytes | None
+            if on_error is None:
+                frame = default(exc)
+            else:
+                try:
+                    item = on_error(exc)
+                    frame = encode(item) if item is not None else None
+                except Exception:
+                    logger.exception("the route's on_error raised; sending the default error event")
+                    frame = default(exc)
+            if frame is None:
+                return prefix or None
+            return prefix + frame
+
+        return error_chunk
 
     def preamble(self, settings: StreamSettings) -> bytes:
         return _retry_frame(settings.retry) if settings.retry is not None else b""

@@ -8,6 +8,7 @@ framing through the hooks below, so this layer knows nothing of any wire format.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ class StreamContext:
     debug: bool = False
     #: ``request_data["disconnected"]``: set when the stream stops for any reason.
     disconnected: threading.Event = field(default_factory=Disconnected)
+    #: The route's ``on_error``: the item to send when the generator raises (None: the format's).
+    on_error: Callable[[BaseException], Any] | None = None
 
 
 def _plain_chunk(item: Any) -> bytes | None:
@@ -90,7 +93,7 @@ class StreamingResponse(Response):
         self.content = content
 
     # -- hooks for formats ------------------------------------------------------------------------
-    def error_encoder(self, debug: bool) -> ErrorEncoder:
+    def error_encoder(self, context: StreamContext) -> ErrorEncoder:
         """How an exception in the generator is reported in-band (None: it is not)."""
         return _no_error_chunk
 

@@ -61,7 +61,7 @@ class Stream:
         self._cancels = OwnCancels(asyncio.current_task())
         settings = ctx.settings
         where = f"{ctx.route or path} ({ctx.handler})" if ctx.handler else ctx.route or path
-        codec = Codec(response.encoder, response.error_encoder(ctx.debug), where)
+        codec = Codec(response.encoder, response.error_encoder(ctx), where)
         self.source = open_source(
             response.content,
             codec,

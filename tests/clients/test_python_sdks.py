@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import connect_sse
-from openai import OpenAI
+from openai import APIError, OpenAI
 from support.live import run_live
 
 from rat_engine import RatApp, SSEEvent
@@ -38,6 +38,11 @@ def chunk(n: int, content: str | None, finish: str | None = None) -> dict[str, A
     }
 
 
+def openai_error(exc: BaseException) -> Any:
+    """The error shape OpenAI-compatible clients understand (docs/streaming.md, LLM recipe)."""
+    return {"error": {"message": str(exc), "type": "server_error"}}
+
+
 def build_app() -> RatApp:
     app = RatApp(name="openai_compatible", sse_retry=1500)
 
@@ -50,6 +55,11 @@ def build_app() -> RatApp:
             await asyncio.sleep(PAUSE)
         yield SSEEvent(chunk(len(TOKENS) + 1, None, "stop"), id=len(TOKENS) + 1)
         yield "data: [DONE]\n\n"
+
+    @app.sse("/v1/failing/chat/completions", methods=["POST"], on_error=openai_error)
+    async def failing(request_data: Any) -> AsyncIterator[Any]:
+        yield SSEEvent(chunk(1, "partial"), id=1)
+        raise RuntimeError("the model backend went away")
 
     @app.sse("/forever", ping_interval=0.1)
     async def forever(request_data: Any) -> AsyncIterator[Any]:
@@ -80,6 +90,18 @@ def test_openai_sdk_streams_every_token_through_pings(server: Any) -> None:
         finishes.append(part.choices[0].finish_reason)
     assert [c for c in contents if c] == TOKENS
     assert finishes[-1] == "stop"
+
+
+def test_openai_sdk_raises_on_an_error_mid_stream(server: Any) -> None:
+    client = OpenAI(base_url=server.url + "/v1/failing", api_key="not-needed", max_retries=0, timeout=20)
+    stream = client.chat.completions.create(
+        model="rat-test", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    seen = []
+    with pytest.raises(APIError, match="the model backend went away"):
+        for part in stream:
+            seen.append(part.choices[0].delta.content)
+    assert seen == ["partial"]  # what came before the error still arrived
 
 
 def test_httpx_sse_sees_no_empty_events(server: Any) -> None:

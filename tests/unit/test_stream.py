@@ -208,7 +208,8 @@ def test_a_generator_that_raises_ends_with_an_error_event(
         return wire, stream
 
     wire, stream = run(main())
-    assert wire.body.startswith(b"data: before\n\nevent: error\n")
+    # a retry back-off joins the error event's block: the browser does not reconnect at once
+    assert wire.body.startswith(b"data: before\n\nretry: 30000\nevent: error\n")
     assert b"Internal Server Error" in wire.body and b"secret" not in wire.body
     assert wire.ended  # SSE ends cleanly: the error is in-band
     assert stream.source.failed
