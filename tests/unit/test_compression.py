@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import brotli
 import pytest
-import zstandard
+from support.sse import incremental_decoder
 
 from rat_engine import CompressionConfig, CompressionType, RatApp, Response
 from rat_engine.compression.codecs import BODY_PREFERENCE, STREAM_PREFERENCE, available, make_compressor
@@ -22,15 +20,7 @@ GZ, DF, BR, ZS = CompressionType.GZIP, CompressionType.DEFLATE, CompressionType.
 ALL = {GZ, DF, BR, ZS}
 
 
-def decoder(encoding: str) -> Callable[[bytes], bytes]:
-    """An incremental decoder: feed compressed bytes, get what they decode to."""
-    if encoding == "gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress
-    if encoding == "deflate":
-        return zlib.decompressobj().decompress
-    if encoding == "br":
-        return brotli.Decompressor().process
-    return zstandard.ZstdDecompressor().decompressobj().decompress
+decoder = incremental_decoder  # feed compressed bytes, get what they decode to
 
 
 # -- negotiation ---------------------------------------------------------------------------------
