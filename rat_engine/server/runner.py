@@ -172,7 +172,10 @@ def configure_logging(level: str) -> None:
         logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("rat_engine").setLevel(level.upper())
     # uvicorn's own startup/shutdown chatter only in debug: rat_engine prints one line with the URL.
-    logging.getLogger("uvicorn").setLevel("DEBUG" if level.lower() == "debug" else "WARNING")
+    # uvicorn's Config sets "uvicorn.error" (and .access) to log_level itself: set each one.
+    uvicorn_level = "DEBUG" if level.lower() in ("debug", "trace") else "WARNING"
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
+        logging.getLogger(name).setLevel(uvicorn_level)
 
 
 def server_option_names() -> frozenset[str]:
