@@ -138,7 +138,7 @@ async def _respond(
     if not app.hooks.empty:
         early = await app.hooks.run_before(request_data)
         if early is not None:
-            return endpoint, make_response(early)
+            return endpoint, _early_response(early)
     if isinstance(match, NotFound):
         raise HTTPException(404)
     if isinstance(match, MethodNotAllowed):
@@ -152,6 +152,22 @@ async def _respond(
     else:
         rv = await endpoint.call(request_data, match.params, app.executor)
     return endpoint, make_response(rv, endpoint.kind)
+
+
+def _early_response(early: Any) -> Response:
+    """A before hook's answer. A bare message with an error status (``("unauthorized", 401)``)
+    is an error like any other: the API's JSON error body, and ``@errorhandler`` may shape it
+    (why: a hook is not a route, so it has no kind that would make the text JSON)."""
+    if (
+        isinstance(early, tuple)
+        and len(early) == 2
+        and isinstance(early[0], str)
+        and isinstance(early[1], int)
+        and not isinstance(early[1], bool)
+        and early[1] >= 400
+    ):
+        raise HTTPException(early[1], early[0])
+    return make_response(early)
 
 
 def _wants_page(app: RatApp, request_data: RequestData) -> bool:

@@ -190,3 +190,30 @@ def test_request_data_can_be_echoed_as_json() -> None:
     assert isinstance(data["raw_body"], str)  # bytes as text (invalid UTF-8 replaced)
     event = json.loads(streamed.text.removeprefix("data: "))
     assert event["request_data"]["disconnected"] is False  # the stop flag as a bool
+
+
+def test_a_hook_refusal_gets_the_json_error_shape() -> None:
+    app = RatApp()
+
+    @app.before_request
+    def auth(request_data: Any) -> Any:
+        if request_data["path"] == "/private":
+            return "unauthorized", 401
+        if request_data["path"] == "/teapot":
+            return "<p>I am a teapot page</p>", 200  # not an error: converted as before
+        return None
+
+    @app.json("/private")
+    def private() -> Any:
+        return {}
+
+    @app.json("/teapot")
+    def teapot() -> Any:
+        return {}
+
+    with TestClient(app) as client:
+        refused = client.get("/private")
+        page = client.get("/teapot")
+    assert refused.status_code == 401
+    assert refused.json() == {"error": "unauthorized", "status": 401}
+    assert page.text == "<p>I am a teapot page</p>" and page.headers["content-type"].startswith("text/html")
