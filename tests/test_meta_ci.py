@@ -76,3 +76,22 @@ def test_readme_quickstart_uses_scripts() -> None:
     assert _is_script(commands[1], "test"), (
         f"second README shell command should be scripts/test: {commands[1]!r}"
     )
+
+
+def test_readme_says_how_to_run_your_own_code_with_the_venv() -> None:
+    """A newcomer who ran scripts/demo can run their own file: the README names the venv's
+    interpreter and CLI, and the distribution name (not the original's, rat-engine-py)."""
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = shell_commands(readme)
+    assert any(cmd.startswith(".venv/bin/python examples/") for cmd in commands), commands
+    assert any(cmd.startswith(".venv/bin/rat-engine run ") for cmd in commands), commands
+    name = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["name"]
+    assert name == "rat_engine" and f"distribution is named `{name}`" in readme
+    assert name.replace("_", "-") != "rat-engine-py"
+    example = commands[[c.startswith(".venv/bin/python examples/") for c in commands].index(True)].split()[1]
+    assert (ROOT / example).is_file(), example
+    assert "rat-engine = " in (ROOT / "pyproject.toml").read_text(
+        encoding="utf-8"
+    )  # the console script exists
