@@ -19,6 +19,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from ._types import Receive, Scope, Send
+from .broadcast.base import BroadcastUnavailable
 from .context import current_request
 from .convert import make_response
 from .exceptions import HTTPException, StreamLimitExceeded
@@ -219,6 +220,10 @@ def _open_stream(
 
 
 async def _error_response(app: RatApp, request_data: RequestData | None, exc: Exception) -> Response:
+    if isinstance(exc, BroadcastUnavailable):
+        # The broker is down: an expected outage, not a bug: one line, no traceback.
+        logger.warning("%s", exc)
+        exc = HTTPException(503, "broadcast unavailable", {"retry-after": "2"})
     if isinstance(exc, HTTPException):
         status, detail, headers = exc.status_code, exc.detail, exc.headers
     else:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..sse.event import PreEncoded, SSEEvent
 
-__all__ = ["BroadcastBackend", "Message", "ReplayResult"]
+__all__ = ["BroadcastBackend", "BroadcastUnavailable", "Message", "ReplayResult"]
 
 
 class Message(PreEncoded):
@@ -55,6 +55,11 @@ class ReplayResult:
 Deliver = Callable[[Message], None]
 
 
+class BroadcastUnavailable(ConnectionError):
+    """The broker cannot be reached: the message was not published. At the HTTP edge it is a
+    503 with ``Retry-After`` (and one log line), so a publishing route needs no handler for it."""
+
+
 class BroadcastBackend(ABC):
     """Moves messages between processes and keeps per-channel history.
 
@@ -77,6 +82,9 @@ class BroadcastBackend(ABC):
 
     @abstractmethod
     async def unsubscribe(self, channel: str) -> None: ...
+
+    async def ping(self) -> None:  # noqa: B027 - in-process backends are always there
+        """Raise :class:`BroadcastUnavailable` when the broker cannot be reached."""
 
     @abstractmethod
     async def replay(self, channel: str, last_event_id: str) -> ReplayResult:

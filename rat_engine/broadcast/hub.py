@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..settings import POLICIES
-from .base import BroadcastBackend, Message, ReplayResult
+from .base import BroadcastBackend, BroadcastUnavailable, Message, ReplayResult
 from .memory import MemoryBackend
 from .subscription import Subscription
 
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["Broadcast", "create_backend"]
 
 T = TypeVar("T")
+#: Seconds the startup check waits for the broker to answer a ping.
+_STARTUP_PING_TIMEOUT = 3.0
 
 
 def create_backend(url: str, history: int, history_ttl: float | None) -> BroadcastBackend:
@@ -94,12 +96,25 @@ class Broadcast:
         self._started = loop.create_future()
         try:
             await self.backend.connect(self._deliver)
+            if self.is_distributed:
+                await self._check_reachable()
         except BaseException as exc:
             self._started.set_exception(exc)
             self._started.exception()  # retrieved: later awaiters re-raise it
             self._started = None
             raise
         self._started.set_result(None)
+
+    async def _check_reachable(self) -> None:
+        """A broker that is down at startup is said at startup, not at the first publish."""
+        try:
+            await asyncio.wait_for(self.backend.ping(), _STARTUP_PING_TIMEOUT)
+        except (BroadcastUnavailable, TimeoutError) as exc:
+            logger.warning(
+                "broadcast backend at startup: %s; publishing answers 503 until it is reachable, "
+                "and subscribers get messages once it is back",
+                exc if str(exc) else f"no answer within {_STARTUP_PING_TIMEOUT:.0f}s",
+            )
 
     async def stop(self) -> None:
         for subscribers in list(self._subscribers.values()):

@@ -17,7 +17,8 @@ Design:
 * Replay for ``Last-Event-ID`` is ``XRANGE`` after that id. If the id is no longer an entry of
   the stream (trimmed away, or never issued because Redis lost its data), the replay reports a
   gap and the client gets ``resync``: conservative, never a silent loss.
-* Publishing while Redis is down raises ``ConnectionError`` in the publisher; nothing crashes.
+* Publishing while Redis is down raises ``BroadcastUnavailable`` (a ``ConnectionError``) in the
+  publisher, a 503 at the HTTP edge; nothing crashes. Unreachable at startup: a warning.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import _json
-from .base import BroadcastBackend, Deliver, Message, ReplayResult
+from .base import BroadcastBackend, BroadcastUnavailable, Deliver, Message, ReplayResult
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,13 @@ redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[2])
 return id
 """
 _DISCONNECTS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for log lines."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{'***@' if at else ''}{host}"
 
 
 class RedisBackend(BroadcastBackend):
@@ -95,15 +103,25 @@ class RedisBackend(BroadcastBackend):
                 await self._client.aclose()
             self._client = None
 
+    async def ping(self) -> None:
+        assert self._client is not None, "connect() first"
+        try:
+            await self._client.ping()
+        except _DISCONNECTS as exc:
+            raise BroadcastUnavailable(f"{safe_url(self.url)} unreachable: {exc}") from None
+
     # -- publish ------------------------------------------------------------------------------
     async def publish(self, channel: str, event: str | None, data: Any) -> Message:
         assert self._script is not None, "connect() first"
         payload = _json.dumps_str({"e": event, "d": data})
         min_id = f"{int((time.time() - self.history_ttl) * 1000)}-0" if self.history_ttl else ""
-        raw_id = await self._script(
-            keys=[self._stream_key(channel), self._live_key(channel)],
-            args=[self.history, payload, min_id],
-        )
+        try:
+            raw_id = await self._script(
+                keys=[self._stream_key(channel), self._live_key(channel)],
+                args=[self.history, payload, min_id],
+            )
+        except _DISCONNECTS as exc:
+            raise BroadcastUnavailable(f"{safe_url(self.url)} unreachable, not published: {exc}") from None
         message_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
         key = self.sort_key(message_id)
         assert key is not None
