@@ -34,6 +34,7 @@ from .streaming.wire import wire_for
 
 if TYPE_CHECKING:
     from .app import RatApp
+    from .compression.policy import ResponseCompression
     from .endpoints import Endpoint
 
 logger = logging.getLogger(__name__)
@@ -72,9 +73,8 @@ async def handle_http(app: RatApp, scope: Scope, receive: Receive, send: Send) -
             response = await app.hooks.run_after(request_data, response)
         except Exception as exc:
             response = await _error_response(app, request_data, exc)
-    compression = app.compression
-    if request_data is None or (endpoint is not None and not endpoint.compress):
-        compression = None
+    # The one compression decision for this response (None: off, or the route said compress=False).
+    compression = app.compression if endpoint is None or endpoint.compress else None
     if compression is not None and request_data is not None:
         try:
             compression.compress_body(response, request_data["headers"], scope["method"], scope["path"])
@@ -83,7 +83,7 @@ async def handle_http(app: RatApp, scope: Scope, receive: Receive, send: Send) -
     stream: Stream | None = None
     try:
         if isinstance(response, StreamingResponse) and scope["method"] != "HEAD":
-            opened = _open_stream(app, request_data, endpoint, response, scope, receive, send)
+            opened = _open_stream(app, request_data, endpoint, response, compression, scope, receive, send)
             if isinstance(opened, Stream):
                 stream = opened
             else:  # refused by a limit
@@ -186,6 +186,7 @@ def _open_stream(
     request_data: RequestData | None,
     endpoint: Endpoint | None,
     response: StreamingResponse,
+    compression: ResponseCompression | None,
     scope: Scope,
     receive: Receive,
     send: Send,
@@ -206,8 +207,7 @@ def _open_stream(
         on_error=endpoint.on_error if endpoint is not None else None,
     )
     wire = wire_for(scope, receive, send)
-    compression = app.compression
-    if compression is not None and request_data is not None and (endpoint is None or endpoint.compress):
+    if compression is not None and request_data is not None:
         wire = compression.stream_wire(wire, response, request_data["headers"], scope.get("path", ""))
     stream = Stream(response, context, wire, scope.get("path", ""))
     try:
