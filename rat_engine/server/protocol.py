@@ -55,6 +55,12 @@ class RatHttpProtocol(asyncio.Protocol):
     #: Seconds allowed to send a complete request head (``app.run(header_timeout=...)`` makes a
     #: subclass per server, so the setting never leaks into another server of the process).
     header_timeout: float = 10.0
+    #: Offer HTTP/2 by ALPN on a TLS port (``serve(h2=False)`` turns it off).
+    h2_enabled: bool = True
+    #: A cleartext port also accepts HTTP/2 (prior knowledge, ``Upgrade: h2c``): ``serve(h2c=True)``.
+    h2c_enabled: bool = False
+    #: SETTINGS_MAX_CONCURRENT_STREAMS announced on HTTP/2 connections.
+    h2_max_concurrent_streams: int = 128
 
     __slots__ = (
         "app", "loop", "server_state", "root_path", "keep_alive_timeout", "limit_concurrency",

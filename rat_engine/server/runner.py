@@ -88,6 +88,14 @@ class RatServer(uvicorn.Server):
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._rat_loop = asyncio.get_running_loop()
+        config = self.config
+        if not config.loaded:
+            config.load()
+        if config.ssl is not None:
+            # ALPN: the TLS handshake picks the protocol (RFC 7301); browsers only speak h2 this way.
+            protocol = config.http_protocol_class
+            offer_h2 = getattr(protocol, "h2_enabled", None) is not False
+            config.ssl.set_alpn_protocols(["h2", "http/1.1"] if offer_h2 else ["http/1.1"])
         with self.capture_signals():
             await self._serve(sockets)
 
@@ -108,14 +116,16 @@ class RatServer(uvicorn.Server):
 class ServerHandle:
     """A server running on a background thread (``app.run(blocking=False)``)."""
 
-    def __init__(self, server: RatServer, sock: socket.socket, thread: threading.Thread) -> None:
+    def __init__(
+        self, server: RatServer, sock: socket.socket, thread: threading.Thread, scheme: str = "http"
+    ) -> None:
         self._server = server
         self._socket = sock
         self._thread = thread
         host, port = sock.getsockname()[:2]
         self.host: str = host
         self.port: int = port
-        self.url = f"http://{host}:{port}"
+        self.url = f"{scheme}://{host}:{port}"
 
     @property
     def running(self) -> bool:
@@ -179,12 +189,37 @@ def configure_logging(level: str) -> None:
 
 
 def server_option_names() -> frozenset[str]:
-    """Keywords :func:`serve` passes on (uvicorn's ``Config`` and ``header_timeout``)."""
+    """Keywords :func:`serve` passes on (uvicorn's ``Config`` and :data:`PROTOCOL_OPTIONS`)."""
     import inspect
 
-    return frozenset(inspect.signature(uvicorn.Config.__init__).parameters) - {"self", "app"} | {
-        "header_timeout"
-    }
+    return frozenset(inspect.signature(uvicorn.Config.__init__).parameters) - {"self", "app"} | frozenset(
+        PROTOCOL_OPTIONS
+    )
+
+
+#: serve() keywords that configure rat_engine's protocol (class attributes of its subclass):
+#: ``header_timeout`` (seconds for a request head), ``h2`` (offer HTTP/2 by ALPN on a TLS port;
+#: default on), ``h2c`` (a cleartext port also accepts HTTP/2: prior knowledge and
+#: ``Upgrade: h2c``), ``h2_max_concurrent_streams`` (SETTINGS_MAX_CONCURRENT_STREAMS).
+PROTOCOL_OPTIONS = {
+    "header_timeout": ("header_timeout", float),
+    "h2": ("h2_enabled", bool),
+    "h2c": ("h2c_enabled", bool),
+    "h2_max_concurrent_streams": ("h2_max_concurrent_streams", int),
+}
+
+
+def _protocol_class(options: dict[str, Any]) -> type[RatHttpProtocol]:
+    """RatHttpProtocol, or a subclass carrying the protocol options popped from ``options``."""
+    attributes = {}
+    for option, (attribute, kind) in PROTOCOL_OPTIONS.items():
+        value = options.pop(option, None)
+        if value is not None:
+            attributes[attribute] = kind(value)
+    if not attributes:
+        return RatHttpProtocol
+    # A subclass per server: the settings must not leak into other servers of the process.
+    return type("RatHttpProtocol", (RatHttpProtocol,), attributes)
 
 
 #: uvicorn's grace for open connections at shutdown, unless the app sets its own.
@@ -221,12 +256,8 @@ def serve(
     **options: Any,
 ) -> ServerHandle | None:
     """Serve the ASGI ``app`` (see :meth:`rat_engine.RatApp.run` for the options)."""
-    header_timeout = options.pop("header_timeout", None)
-    if header_timeout is not None:
-        # A subclass per server: the setting must not leak into other servers of the process.
-        options["http"] = type(
-            "RatHttpProtocol", (RatHttpProtocol,), {"header_timeout": float(header_timeout)}
-        )
+    if "http" not in options:
+        options["http"] = _protocol_class(options)
     config = _build_config(app, host, port, log_level, options)
     configure_logging(log_level)  # after Config, which sets uvicorn's loggers to log_level
     logging.getLogger("rat_engine.access").disabled = not access_log
@@ -239,6 +270,7 @@ def serve(
         logger.error("%s", exc)
         raise SystemExit(1) from None
     bound_port = sock.getsockname()[1]
+    scheme = "https" if config.ssl_certfile else "http"
     if not blocking:
         if workers != 1:
             raise ValueError("blocking=False runs one worker on a thread; use workers=1")
@@ -247,12 +279,13 @@ def serve(
             target=server.run, kwargs={"sockets": [sock]}, name="rat-server", daemon=True
         )
         thread.start()
-        handle = ServerHandle(server, sock, thread)
+        handle = ServerHandle(server, sock, thread, scheme)
         handle.wait_ready()
         return handle
     logger.info(
-        "%s listening on http://%s:%d (%d worker%s; Ctrl-C to stop)",
+        "%s listening on %s://%s:%d (%d worker%s; Ctrl-C to stop)",
         name,
+        scheme,
         host,
         bound_port,
         workers,
