@@ -382,7 +382,10 @@ class RatApp(RatEngineExtras):
         ``app.run()`` serves until stopped instead of returning at once.
         ``port=0`` picks a free port. ``header_timeout`` (default ``limits.header_timeout``)
         bounds how long a client may take to send a request head. uvicorn's ``Config`` options
-        (``ssl_certfile``, ``proxy_headers``, ...) pass through.
+        (``ssl_certfile``, ``proxy_headers``, ...) pass through. With ``ssl_certfile`` and
+        ``ssl_keyfile`` the port speaks TLS and offers HTTP/2 by ALPN; ``h2=`` and ``h2c=``
+        default to the app's protocol switches (:meth:`configure_protocols`, :meth:`enable_h2c`),
+        and :meth:`enable_development_mode` supplies a certificate unless one is given.
         """
         from .server import configure_logging as server_logging  # loaded only when serving
         from .server import serve, server_option_names
@@ -419,6 +422,10 @@ class RatApp(RatEngineExtras):
             )
         server_options.setdefault("header_timeout", self.limits.header_timeout)
         server_options.setdefault("timeout_graceful_shutdown", int(self.shutdown_grace) + 1)
+        development_tls = self._apply_protocol_options(server_options)
+        if development_tls and blocking:
+            server_logging(log_level)
+            self._log_development_url(host, port)
         handle = serve(
             self,
             host=host,
@@ -431,6 +438,8 @@ class RatApp(RatEngineExtras):
             **server_options,
         )
         self._server_handle = handle
+        if development_tls and handle is not None:
+            self._log_development_url(host, handle.port)
         return handle
 
     def stop(self, timeout: float | None = None) -> None:

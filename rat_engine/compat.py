@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from ._types import HeadersLike
 from .files import FileResponse
@@ -22,6 +22,9 @@ from .request import RequestData
 from .responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from .sse.response import EventStreamResponse
 from .streaming.response import StreamingResponse
+
+if TYPE_CHECKING:
+    from .server.tls import DevCertificate
 
 __all__ = ["HttpMethod", "HttpRequest", "HttpResponse", "LoggingMiddleware", "RatEngineExtras"]
 
@@ -122,12 +125,20 @@ def _status(status: int, status_code: int | None) -> int:
     return status_code if status_code is not None else status
 
 
+#: RAT Engine's default for ``enable_development_mode(hostnames=...)``.
+DEV_HOSTNAMES: tuple[str, ...] = ("localhost", "127.0.0.1")
+
+
 class RatEngineExtras:
     """The rest of RAT Engine's ``RatApp`` methods, mixed into :class:`~rat_engine.RatApp`:
-    single-page-app fallback, file helpers, run-state queries, extensions, and configuration
-    calls that have no counterpart here (logged and ignored, so an app still starts)."""
+    single-page-app fallback, file helpers, run-state queries, extensions, the protocol and TLS
+    switches (HTTP/2, development mode), and configuration calls that have no counterpart here
+    (logged and ignored, so an app still starts)."""
 
     spa_fallback: str | None = None
+    _h2_enabled: bool = True
+    _h2c_enabled: bool = False
+    _dev_certificate: DevCertificate | None = None
     _server_handle: Any
     _extensions: dict[str, Any]
     name: str
@@ -197,6 +208,95 @@ class RatEngineExtras:
 
     def get_extension(self, name: str, default: Any = None) -> Any:
         return self._extensions.get(name, default)
+
+    # -- protocols and TLS ----------------------------------------------------------------------
+    # The app records its choice; app.run() hands it to the server as h2= / h2c= (and the
+    # development certificate as ssl_certfile= / ssl_keyfile=) unless run() is given them.
+    def enable_h2(self) -> Self:
+        """Offer HTTP/2 by ALPN on a TLS port (the default: this undoes
+        ``configure_protocols(enable_h2=False)``). A cleartext port needs :meth:`enable_h2c`."""
+        self._h2_enabled = True
+        return self
+
+    def enable_h2c(self) -> Self:
+        """A cleartext (``http://``) port also accepts HTTP/2: with prior knowledge (the
+        client starts with the HTTP/2 preface) and by ``Upgrade: h2c``. HTTP/1.1 keeps working
+        on that port; browsers never use h2c (they speak HTTP/2 only over TLS)."""
+        self._h2c_enabled = True
+        return self
+
+    def configure_protocols(self, enable_h2c: bool | None = None, enable_h2: bool | None = None) -> Self:
+        """Set both switches (RAT Engine's call). A switch left out keeps its value, so
+        ``configure_protocols(enable_h2=False)`` turns HTTP/2 off on a TLS port (ALPN then
+        offers only ``http/1.1``) and leaves h2c as it was."""
+        if enable_h2c is not None:
+            self._h2c_enabled = bool(enable_h2c)
+        if enable_h2 is not None:
+            self._h2_enabled = bool(enable_h2)
+        return self
+
+    def is_h2_enabled(self) -> bool:
+        """HTTP/2 is offered on a TLS port (True unless turned off)."""
+        return self._h2_enabled
+
+    def is_h2c_enabled(self) -> bool:
+        """A cleartext port accepts HTTP/2 too (False unless :meth:`enable_h2c`)."""
+        return self._h2c_enabled
+
+    def enable_development_mode(self, hostnames: Iterable[str] | str = DEV_HOSTNAMES) -> Self:
+        """Serve HTTPS with a self-signed certificate for ``hostnames`` (DNS names and IP
+        addresses), with h2 and h2c on, as RAT Engine's call does: ``app.run()`` then listens on
+        ``https://`` and logs the URL. The certificate is kept in
+        ``$XDG_CACHE_HOME/rat_engine/dev-tls`` (``~/.cache/...``) and reused while valid for the
+        same hostnames. Browsers warn about it once; never use it in production.
+
+        Needs the ``cryptography`` package (``pip install 'rat_engine[tls]'``); without it this
+        raises ``ImportError`` saying so. ``run(ssl_certfile=...)`` overrides the certificate.
+        """
+        from .server.tls import development_certificate
+
+        self._dev_certificate = development_certificate(hostnames)
+        self._h2_enabled = True
+        self._h2c_enabled = True
+        return self
+
+    def _protocol_options(self) -> dict[str, Any]:
+        """What ``app.run()`` passes to the server for the switches above (``h2``, ``h2c``,
+        and in development mode ``ssl_certfile`` / ``ssl_keyfile``)."""
+        options: dict[str, Any] = {"h2": self._h2_enabled, "h2c": self._h2c_enabled}
+        certificate = self._dev_certificate
+        if certificate is not None:
+            options["ssl_certfile"] = certificate.certfile
+            options["ssl_keyfile"] = certificate.keyfile
+        return options
+
+    def _apply_protocol_options(self, server_options: dict[str, Any]) -> bool:
+        """Fill ``server_options`` (app.run's keywords) from the switches, keeping what the
+        caller gave; True when the development certificate is used."""
+        tls_given = any(server_options.get(name) is not None for name in ("ssl_certfile", "ssl_keyfile"))
+        for name, value in self._protocol_options().items():
+            if name.startswith("ssl_"):
+                if not tls_given:
+                    server_options[name] = value
+            elif server_options.get(name) is None:
+                server_options[name] = value
+        return self._dev_certificate is not None and not tls_given
+
+    def _log_development_url(self, host: str, port: int) -> None:
+        certificate = self._dev_certificate
+        if certificate is None:
+            return
+        shown = host if host in certificate.hostnames else certificate.hostnames[0]
+        if ":" in shown:
+            shown = f"[{shown}]"
+        logger.info(
+            "development mode: https://%s:%s/ (self-signed certificate for %s; browsers warn once; "
+            "HTTP/2 on). Certificate: %s",
+            shown,
+            port if port else "<port>",
+            ", ".join(certificate.hostnames),
+            certificate.certfile,
+        )
 
     # -- RAT Engine configuration calls with no counterpart here ------------------------------
     def enable_cache(self, *args: Any, **kwargs: Any) -> None:
