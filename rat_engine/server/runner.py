@@ -349,9 +349,17 @@ def _run_workers(config: uvicorn.Config, sock: socket.socket, workers: int) -> N
 
 
 def run_with_reload(
-    target: str, host: str, port: int, log_level: str = "info", access_log: bool = True
+    target: str, host: str, port: int, log_level: str = "info", access_log: bool = True, **options: Any
 ) -> None:
-    """Serve ``module:app`` and restart the worker process when a ``*.py`` file changes."""
+    """Serve ``module:app`` and restart the worker process when a ``*.py`` file changes.
+
+    ``options`` are uvicorn ``Config`` options (``ssl_certfile``, ``ssl_keyfile``, ...); the
+    protocol options (``h2``, ``h2c``, ...) are refused: they live on a protocol class made at
+    run time, which cannot be sent to the reloaded worker process. The app's own ``app.run()``
+    arguments do not apply either: its module is only imported."""
+    refused = sorted(set(options) & set(PROTOCOL_OPTIONS))
+    if refused:
+        raise ValueError(f"run_with_reload() cannot take {', '.join(refused)}; serve without reload")
     from uvicorn.supervisors import ChangeReload
 
     configure_logging(log_level)
@@ -377,8 +385,9 @@ def run_with_reload(
         host,
         port,
         log_level,
-        {"reload": True, "reload_dirs": [os.getcwd()], "log_config": logging_config},
+        {"reload": True, "reload_dirs": [os.getcwd()], "log_config": logging_config, **options},
     )
     sock = config.bind_socket()
-    logger.info("serving %s on http://%s:%d, reloading on changes", target, host, port)
+    scheme = "https" if config.ssl_certfile else "http"
+    logger.info("serving %s on %s://%s:%d, reloading on changes", target, scheme, host, port)
     ChangeReload(config, target=RatServer(config).run, sockets=[sock]).run()
