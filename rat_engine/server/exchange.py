@@ -29,8 +29,8 @@ __all__ = ["Exchange", "plain_response"]
 
 logger = logging.getLogger("rat_engine.server")
 
-_BAD_NAME = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\\[\]={} \t\\"]').search
-_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+BAD_HEADER_NAME = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\\[\]={} \t\\"]').search
+BAD_HEADER_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 #: Request body bytes buffered before reading pauses until the application takes them.
 _BODY_HIGH_WATER = 65536
@@ -273,7 +273,7 @@ class Exchange:
         for name, value in self.default_headers:
             parts += [name, b": ", value, b"\r\n"]
         for name, value in headers:
-            if _BAD_NAME(name) or _BAD_VALUE(value):
+            if BAD_HEADER_NAME(name) or BAD_HEADER_VALUE(value):
                 raise RuntimeError(f"invalid response header {name!r}")
             name = name.lower()
             if name == b"content-length":

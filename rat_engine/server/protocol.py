@@ -45,6 +45,43 @@ _TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\nconte
 _ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_SWITCHING_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
+#: GOAWAY (type 7) on stream 0: last stream 0, error HTTP_1_1_REQUIRED (0xd), a reason.
+_GOAWAY_REASON = b"h2c is not enabled on this port"
+_GOAWAY_HTTP_1_1_REQUIRED = (
+    (8 + len(_GOAWAY_REASON)).to_bytes(3, "big") + b"\x07\x00" + bytes(4) + bytes(4) + b"\x00\x00\x00\x0d"
+    + _GOAWAY_REASON
+)  # fmt: skip
+
+
+def _tokens(value: bytes) -> set[bytes]:
+    return {token.strip().lower() for token in value.split(b",")}
+
+
+def _h2c_upgrade(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The HTTP2-Settings value of a valid ``Upgrade: h2c`` request without a body (RFC 7540
+    3.2), else None. Why no body: the whole body would have to be read before switching; such a
+    request is answered as HTTP/1.1, which RFC 7540 allows."""
+    upgrade = settings = connection = None
+    count = 0
+    for name, value in headers:
+        if name == b"upgrade":
+            upgrade = value
+        elif name == b"http2-settings":
+            settings = value
+            count += 1
+        elif name == b"connection":
+            connection = value
+        elif name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return None
+    if upgrade is None or settings is None or connection is None or count != 1:
+        return None
+    if b"h2c" not in _tokens(upgrade) or not {b"upgrade", b"http2-settings"} <= _tokens(connection):
+        return None
+    return settings
+
+
 class BadRequest(Exception):
     """A request the parser accepted but HTTP forbids; its text is the 400 body."""
 
@@ -66,7 +103,7 @@ class RatHttpProtocol(asyncio.Protocol):
         "app", "loop", "server_state", "root_path", "keep_alive_timeout", "limit_concurrency",
         "app_state", "parser", "transport", "client", "server", "scheme", "url", "headers",
         "expect_continue", "host_count", "exchange", "pipeline", "timer", "waiting", "deadline",
-        "flow",
+        "flow", "fresh", "preface", "upgrade",
     )  # fmt: skip
 
     def __init__(
@@ -107,6 +144,11 @@ class RatHttpProtocol(asyncio.Protocol):
         self.waiting: str | None = None  # "head" | "idle" | None (a request is being served)
         self.deadline = 0.0
         self.flow: FlowControl = None  # type: ignore[assignment]  # made with the transport
+        #: No byte received yet: the first ones may be the HTTP/2 preface (h2c prior knowledge).
+        self.fresh = True
+        self.preface = b""
+        #: An ``Upgrade: h2c`` request waiting for its end: (scope, HTTP2-Settings value).
+        self.upgrade: tuple[dict[str, Any], bytes] | None = None
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -121,6 +163,10 @@ class RatHttpProtocol(asyncio.Protocol):
             self.server = (str(sock[0]), int(sock[1]))
         if transport.get_extra_info("sslcontext"):
             self.scheme = "https"
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+                self.switch_to_h2()
+                return
         self._expect("head", self.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -141,10 +187,18 @@ class RatHttpProtocol(asyncio.Protocol):
         self.parser = None  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self.fresh:
+            data = self._first_bytes(data)
+            if not data:
+                return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            pass  # no upgrades (WebSocket) here: the request was answered as plain HTTP
+        except httptools.HttpParserUpgrade as exc:
+            upgrade, self.upgrade = self.upgrade, None
+            if upgrade is not None:  # Upgrade: h2c
+                self.transport.write(_SWITCHING_TO_H2C)
+                self.switch_to_h2(data[exc.args[0] :], upgrade)
+            # Other upgrades (WebSocket) are not served: the request was answered as plain HTTP.
         except httptools.HttpParserError as exc:
             cause = exc.__context__  # what a callback raised (httptools chains it implicitly)
             logger.debug("invalid HTTP request from %s: %s", self.client, cause or exc)
@@ -212,6 +266,11 @@ class RatHttpProtocol(asyncio.Protocol):
         }
         if self.app_state:
             scope["state"] = self.app_state.copy()
+        if self.h2c_enabled and self.scheme == "http" and version == "1.1":
+            settings = _h2c_upgrade(self.headers)
+            if settings is not None:
+                self.upgrade = (scope, settings)  # served as HTTP/2 stream 1 once the head ends
+                return
         exchange = Exchange(
             scope,
             self.flow,
@@ -241,10 +300,67 @@ class RatHttpProtocol(asyncio.Protocol):
             self.flow.pause_reading()
 
     def on_message_complete(self) -> None:
+        upgrade = self.upgrade
+        if upgrade is not None:
+            if not self.parser.should_upgrade():
+                self.upgrade = None  # the parser will not switch: answer it as HTTP/1.1
+                self._serve_plain(upgrade[0])
+            return  # else data_received switches to HTTP/2 (HttpParserUpgrade)
         exchange = self.pipeline[-1] if self.pipeline else self.exchange
         if exchange is None or exchange.complete:
             return
         exchange.end_body()
+
+    # -- HTTP/2 ----------------------------------------------------------------------------------------
+    def _first_bytes(self, data: bytes) -> bytes:
+        """The connection's first bytes: HTTP/1.1 (returned) or the HTTP/2 preface (handled)."""
+        if self.preface:
+            data, self.preface = self.preface + data, b""
+        if data[:1] != b"P" or not _H2_PREFACE.startswith(data[: len(_H2_PREFACE)]):
+            self.fresh = False
+            return data
+        if len(data) < len(_H2_PREFACE):
+            self.preface = data  # wait for the rest of the preface
+            return b""
+        self.fresh = False
+        if self.h2c_enabled and self.scheme == "http":
+            self.switch_to_h2(data)
+        else:
+            # Why not a 400: an HTTP/2 client could not read it. HTTP_1_1_REQUIRED says what to do.
+            logger.debug("HTTP/2 preface from %s on a port without h2c", self.client)
+            self.transport.write(_GOAWAY_HTTP_1_1_REQUIRED)
+            self.transport.close()
+        return b""
+
+    def switch_to_h2(self, data: bytes = b"", upgrade: tuple[dict[str, Any], bytes] | None = None) -> None:
+        """Hand this connection to the HTTP/2 protocol (imported only when a client speaks it)."""
+        from .h2_connection import H2Protocol
+
+        self.fresh = False
+        self.waiting = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.server_state.connections.discard(self)
+        protocol = H2Protocol(self)
+        self.transport.set_protocol(protocol)
+        self.parser = None  # type: ignore[assignment]
+        protocol.begin(data, upgrade)
+
+    def _serve_plain(self, scope: dict[str, Any]) -> None:
+        exchange = Exchange(
+            scope,
+            self.flow,
+            self.parser.should_keep_alive(),
+            self.expect_continue,
+            self.server_state.default_headers,
+            self.response_complete,
+            self._streaming,
+        )
+        scope["rat.exchange"] = exchange
+        self.exchange = exchange
+        exchange.end_body()
+        self._start(exchange)
 
     # -- request lifecycle --------------------------------------------------------------------------
     def _start(self, exchange: Exchange) -> None:
