@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 import rat_engine.server
-from rat_engine import cli
+from rat_engine import RatApp, cli
 
 APP = textwrap.dedent(
     """
@@ -108,11 +109,18 @@ def test_dev_tls(served: list[dict[str, Any]], tmp_path: Path, host: str, names:
     assert found == names
 
 
-def test_demo_takes_the_flags(served: list[dict[str, Any]], tmp_path: Path) -> None:
+def test_demo_takes_the_flags(
+    served: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = types.ModuleType("rat_engine.demo")
+    demo.app = RatApp(name="demo stand-in")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "rat_engine.demo", demo)
     cert, key = pem_files(tmp_path)
     cli.main(["demo", "--ssl-certfile", cert, "--ssl-keyfile", key, "--h2c"])
-    [options] = served
-    assert options["ssl_certfile"] == cert and options["h2c"] is True and options["port"] == 8087
+    cli.main(["demo", "--dev-tls"])
+    first, second = served
+    assert first["ssl_certfile"] == cert and first["h2c"] is True and first["port"] == 8087
+    assert second["ssl_certfile"] == dev(tmp_path, "cert.pem") and second["h2c"] is True
 
 
 def test_reload_with_tls(served: list[dict[str, Any]], tmp_path: Path) -> None:
