@@ -22,6 +22,14 @@ Scenarios:
   stream        S2: one client, one stream of --stream-events (200,000) small JSON events from
                 an async generator: events/s; plus lone-event latency (50 events 20 ms apart).
   idle          S4: N idle streams (default 5000, --clients): server RSS growth per stream.
+  h2            HTTP/2, driven by h2load (Debian's nghttp2-client), cleartext with prior knowledge
+                (h2c) for every server: rat_engine (app.run(h2c=True)) beside hypercorn and
+                granian's ASGI mode serving the same Starlette app (and a hand-written ASGI app,
+                their floor). (a) --h2-streams (100) SSE streams of --h2-events (5000) small
+                events each, all on 1 connection, then 25 on each of 4 connections: events/s =
+                events delivered / h2load's time; every body is checked byte for byte. (b) small
+                JSON: h2load -c4 -m10 on GET /json for --duration s after --warmup s: req/s.
+                Until rat_engine has an HTTP/2 protocol, its row says "unavailable".
 
 fanout, stream and idle also run two compressed rat_engine rows, "rat_engine gzip" and
 "rat_engine zstd": the same app with ``app.enable_compression()`` (env BENCH_COMPRESS=1), and a
@@ -165,6 +173,38 @@ BASE_ASYNC = "FastAPI native SSE"
 
 BASE_FASTAPI = "FastAPI"
 BASE_FLOOR = "raw ASGI (uvicorn)"
+
+# h2: rat_engine (h2c=True) beside hypercorn and granian's ASGI mode, all h2c with prior knowledge.
+H2_SERVERS = [
+    Server("rat_engine", "rat_h2.py", {}, "app.run(h2c=True); @app.sse async generator, @app.json async def"),
+    Server(
+        "hypercorn (Starlette)",
+        "asgi_h2.py",
+        {"BENCH_H2_SERVER": "hypercorn"},
+        "StreamingResponse / JSONResponse; hypercorn 1 worker on uvloop (HTTP/2: the h2 library)",
+    ),
+    Server(
+        "granian ASGI (Starlette)",
+        "asgi_h2.py",
+        {"BENCH_H2_SERVER": "granian"},
+        "the same Starlette app; granian --interface asgi --http 2, 1 worker, uvloop (HTTP/2 in Rust)",
+    ),
+    Server(
+        "hypercorn (raw ASGI)",
+        "asgi_h2.py",
+        {"BENCH_H2_SERVER": "hypercorn", "BENCH_H2_APP": "raw"},
+        "floor: hand-written ASGI, one send() per event",
+    ),
+    Server(
+        "granian ASGI (raw ASGI)",
+        "asgi_h2.py",
+        {"BENCH_H2_SERVER": "granian", "BENCH_H2_APP": "raw"},
+        "floor: hand-written ASGI, one send() per event",
+    ),
+]
+BASE_H2 = "rat_engine"
+# The issue's targets on (a): rat_engine >= 3x this row, and ahead of that one.
+H2_TARGETS = (("hypercorn (Starlette)", 3.0), ("granian ASGI (Starlette)", 1.0))
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -516,6 +556,330 @@ def bench_async_once(
         running.stop()
 
 
+# -- h2 ------------------------------------------------------------------------------------------
+# (a): --h2-streams SSE streams on 1 connection, then the same number spread over 4 connections.
+H2_SHAPES = (1, 4)
+H2_JSON_CONNECTIONS, H2_JSON_STREAMS = 4, 10  # (b): h2load -c4 -m10 on GET /json
+
+
+def sse_stream_bytes(events: int) -> int:
+    """One /stream body: ``data: {"i":i,"v":"hello"}\\n\\n`` for i in 0 .. events-1."""
+    return sum(len(f'data: {{"i":{i},"v":"hello"}}\n\n') for i in range(events))
+
+
+def rat_engine_speaks_h2() -> bool:
+    """Whether the rat_engine under test has an HTTP/2 protocol (a module of it imports the h2
+    library). Until it has, its h2 row says "unavailable" instead of failing the run."""
+    uses_h2 = re.compile(r"^\s*(?:import h2\b|from h2[. ])", re.M)
+    return any(uses_h2.search(f.read_text(errors="replace")) for f in (ROOT / "rat_engine").rglob("*.py"))
+
+
+def wait_listening(running: Running, timeout: float = 20.0) -> str | None:
+    """None once the server's port takes a TCP connection (an HTTP/2-only server answers no
+    HTTP/1.1 probe); else why not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running.proc.poll() is not None:
+            return f"exited with status {running.proc.returncode} (see {running.log_path})"
+        try:
+            with socket.create_connection((HOST, running.port), timeout=1.0):
+                return None
+        except OSError:
+            time.sleep(0.1)
+    return f"not listening after {timeout:.0f} s (see {running.log_path})"
+
+
+def h2_get(port: int, path: str, timeout: float, limit: int = 65536) -> tuple[int, bytes] | str:
+    """One GET over cleartext HTTP/2 with prior knowledge (h2c), with the ``h2`` library as the
+    client: (status, the body's first ``limit`` bytes), or what went wrong instead."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.exceptions
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    request = [(":method", "GET"), (":path", path), (":scheme", "http"), (":authority", f"{HOST}:{port}")]
+    conn.send_headers(1, request, end_stream=True)
+    status: int | None = None
+    body = bytearray()
+    settings = ended = False
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(conn.data_to_send())
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                data = s.recv(65536)
+                if not data:
+                    return "connection closed " + (
+                        "early" if settings else "with no HTTP/2 answer (no SETTINGS)"
+                    )
+                try:
+                    events = conn.receive_data(data)
+                except h2.exceptions.ProtocolError as exc:
+                    return f"not HTTP/2 ({type(exc).__name__}); the server sent {data[:40]!r}"
+                for ev in events:
+                    if isinstance(ev, h2.events.RemoteSettingsChanged):
+                        settings = True
+                    elif isinstance(ev, h2.events.ResponseReceived):
+                        status = int(dict(ev.headers)[":status"])
+                    elif isinstance(ev, h2.events.DataReceived):
+                        body += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded):
+                        ended = True
+                    elif isinstance(ev, h2.events.StreamReset):
+                        return f"stream reset (error code {ev.error_code})"
+                    elif isinstance(ev, h2.events.ConnectionTerminated):
+                        return f"GOAWAY (error code {ev.error_code})"
+                if status is not None and (ended or len(body) >= limit):
+                    return status, bytes(body[:limit])
+                s.sendall(conn.data_to_send())
+        return f"no complete answer within {timeout:g} s"
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def parse_h2load(out: str) -> dict[str, Any]:
+    r: dict[str, Any] = {}
+    m = re.search(r"Application protocol: (\S+)", out)
+    r["protocol"] = m.group(1) if m else None
+    m = re.search(r"finished in ([\d.]+\w+), ([\d.]+) req/s", out)
+    r["finished_s"] = _ms(m.group(1)) / 1e3 if m else None
+    r["rps"] = float(m.group(2)) if m else None
+    names = ("total", "started", "done", "succeeded", "failed", "errored", "timeout")
+    m = re.search(r"requests: " + ", ".join(rf"(\d+) {n}" for n in names), out)
+    r.update(zip(names, (int(x) for x in m.groups()), strict=True) if m else dict.fromkeys(names))
+    m = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    r["non2xx"] = sum(int(x) for x in m.groups()[1:]) if m else None
+    m = re.search(r"traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers.*?\((\d+)\) data", out)
+    r["total_bytes"], r["header_bytes"], r["data_bytes"] = (int(x) for x in m.groups()) if m else (None,) * 3
+    for label, key in (("time for request", "req"), ("time to 1st byte", "ttfb")):
+        m = re.search(rf"{label}:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+        r[f"{key}_min_ms"], r[f"{key}_max_ms"], r[f"{key}_mean_ms"] = (
+            (_ms(x) for x in m.groups()) if m else (None,) * 3
+        )
+    return r
+
+
+def h2load_cmd(args: argparse.Namespace, url: str, conns: int, streams: int, load: list[str]) -> list[str]:
+    """h2load on one thread, ``conns`` connections x ``streams`` concurrent streams each; ``load``
+    bounds it (``-n N`` or ``-D seconds``). An http:// URL means h2c with prior knowledge."""
+    return [*pin(args.load_cpu), args.h2load, "-t1", f"-c{conns}", f"-m{streams}", *load, url]
+
+
+def h2_measure(
+    args: argparse.Namespace, running: Running, cmd: list[str], timeout: float
+) -> dict[str, Any] | str:
+    """Run one h2load against the server; its figures plus the CPU each side used, or why not."""
+    m0, s0, t0 = machine_cpu(), tree_stats(running.pid), time.monotonic()
+    proc, load_cpu = run_child(cmd, timeout=timeout)
+    s1, wall, m1 = tree_stats(running.pid), time.monotonic() - t0, machine_cpu()
+    r = parse_h2load(proc.stdout)
+    if proc.returncode != 0 or r["finished_s"] is None or not r["done"]:
+        tail = (proc.stdout.strip().splitlines() or [""])[-1]
+        return f"h2load exit {proc.returncode}: {(proc.stderr.strip() or tail)[:200]}"
+    if r["protocol"] != "h2c":
+        return f"h2load negotiated {r['protocol']!r}, not h2c"
+    if running.proc.poll() is not None:
+        return f"server died during the run (see {running.log_path})"
+    cpu = s1["cpu"] - s0["cpu"]
+    r.update(
+        server_cpu_s=cpu,
+        server_cpu_pct=100 * cpu / wall,
+        load_cpu_s=load_cpu,
+        load_cpu_pct=100 * load_cpu / wall,
+        wall_s=wall,
+        errors=(r["failed"] or 0) + (r["errored"] or 0) + (r["timeout"] or 0) + (r["non2xx"] or 0),
+        **others(m0, m1, cpu, load_cpu, wall),
+    )
+    return r
+
+
+def bench_h2_once(args: argparse.Namespace, server: Server, log_dir: Path, tag: str) -> dict[str, Any]:
+    """(a) for each of H2_SHAPES: --h2-streams /stream responses of --h2-events events each,
+    spread over that many connections, timed by h2load; events/s = events delivered / h2load's
+    time. (b) h2load -c4 -m10 on /json for --duration s after a --warmup s run. One server
+    process serves the three loads, one after the other."""
+    running = Running(server, {"BENCH_H2_EVENTS": str(args.h2_events)}, args.server_cpu, log_dir, tag)
+    try:
+        why = wait_listening(running)
+        if why is not None:
+            return {"failed": why}
+        answer = h2_get(running.port, "/json", 10.0)
+        if isinstance(answer, str) or answer[0] != 200 or b'"hello"' not in answer[1]:
+            why = f"GET /json over h2c: {answer!r}"[:200]
+            if server.name == BASE_H2 and not args.rat_h2:
+                return {
+                    "failed": f"unavailable: {why} (this rat_engine has no HTTP/2 protocol)",
+                    "unavailable": True,
+                }
+            return {"failed": why}
+        url = f"http://{HOST}:{running.port}"
+        result: dict[str, Any] = {}
+        per_stream = sse_stream_bytes(args.h2_events)
+        shown = []
+        for conns in H2_SHAPES:
+            per_conn = args.h2_streams // conns
+            streams = per_conn * conns
+            cmd = h2load_cmd(args, f"{url}/stream", conns, per_conn, ["-n", str(streams)])
+            r = h2_measure(args, running, cmd, timeout=args.give_up)
+            if isinstance(r, str):
+                return {"failed": f"{conns}x{per_conn} streams: {r}"}
+            events = (r["succeeded"] or 0) * args.h2_events
+            if not events:
+                return {"failed": f"{conns}x{per_conn} streams: no stream completed ({r['errors']} errors)"}
+            expected = (r["succeeded"] or 0) * per_stream
+            k = f"c{conns}_"
+            result.update(
+                {k + key: r[key] for key in ("finished_s", "ttfb_mean_ms", "ttfb_max_ms", "data_bytes")}
+            )
+            result.update(
+                {k + key: r[key] for key in ("server_cpu_pct", "load_cpu_pct", "other_cpu_pct", "steal_pct")}
+            )
+            result.update(
+                {
+                    k + "streams": streams,
+                    k + "events": events,
+                    k + "events_per_s": events / r["finished_s"],
+                    k + "cpu_us_per_event": 1e6 * r["server_cpu_s"] / events,
+                    # Counted only when a stream's body is not exactly its events' bytes.
+                    k + "errors": r["errors"] + (r["data_bytes"] != expected),
+                    k + "expected_bytes": expected,
+                }
+            )
+            shown.append(f"{conns}x{per_conn}: {result[k + 'events_per_s']:,.0f} events/s")
+        json_url = f"{url}/json"
+        conns, streams = H2_JSON_CONNECTIONS, H2_JSON_STREAMS
+        if args.smoke:
+            load = ["-n", "400"]
+        else:
+            if args.warmup > 0:
+                warm = h2load_cmd(args, json_url, conns, streams, ["-D", str(max(1, round(args.warmup)))])
+                run_child(warm, timeout=args.warmup + 30)
+            load = ["-D", str(max(1, round(args.duration)))]
+        r = h2_measure(args, running, h2load_cmd(args, json_url, conns, streams, load), args.duration + 30)
+        if isinstance(r, str):
+            return {"failed": f"json: {r}"}
+        result.update({"json_" + key: r[key] for key in ("rps", "req_mean_ms", "req_max_ms", "errors")})
+        result.update(
+            {
+                "json_" + key: r[key]
+                for key in ("server_cpu_pct", "load_cpu_pct", "other_cpu_pct", "steal_pct")
+            }
+        )
+        result["json_requests"] = r["done"]
+        result["json_cpu_us_per_req"] = 1e6 * r["server_cpu_s"] / max(1, r["done"])
+        shown.append(f"json {r['rps']:,.0f} req/s")
+        result["h2_shown"] = ", ".join(shown)
+        return result
+    finally:
+        running.stop()
+
+
+def h2_tables(
+    summary: dict[str, dict[str, Any]],
+    servers: list[Server],
+    rows: dict[str, list[dict[str, Any]]],
+    args: argparse.Namespace,
+) -> str:
+    """(a)'s table, (b)'s table and the issue's targets on (a). "rat_engine ÷ row" is rat_engine's
+    median over the row's: above 1, rat_engine is ahead (for CPU per event: it needs less)."""
+    base = summary.get(BASE_H2, {})
+    shapes = [(c, args.h2_streams // c) for c in H2_SHAPES]
+
+    def each(name: str, key: str) -> str:
+        marks = [
+            "unavailable" if r.get("unavailable") else "failed" if "failed" in r else fmt(r.get(key))
+            for r in rows[name]
+        ]
+        return ", ".join(marks)
+
+    def ratio(name: str, key: str, lower_is_better: bool = False) -> str:
+        b, v = base.get(key), summary[name].get(key)
+        if name == BASE_H2 or not b or not v:
+            return "—"
+        return f"{v / b:.2f}x" if lower_is_better else f"{b / v:.2f}x"
+
+    def down(name: str, head: str, note: str) -> str:
+        word = "unavailable" if all(r.get("unavailable") for r in rows[name]) else "failed"
+        why = "; ".join(summary[name]["failed"])[:160]
+        return f"| {name} | {word} | {why} |" + " |" * (head.count("|") - 5) + f" {note} |"
+
+    head = (
+        "| server | "
+        + " | ".join(f"{c}x{m}: events/s (median) | runs | rat_engine ÷ row" for c, m in shapes)
+        + " | server CPU µs / event, "
+        + " / ".join(f"{c}x{m}" for c, m in shapes)
+        + " | rat_engine ÷ row (CPU, 1 conn) | first byte on the connection, mean ms (1 conn) "
+        "| server / h2load / other CPU (1 conn) | errors | what it is |"
+    )
+    lines = [head, "|---|" + "---:|---|---:|" * len(shapes) + "---:|---:|---:|---:|---:|---|"]
+    for server in servers:
+        name, s = server.name, summary[server.name]
+        if not s["runs_ok"]:
+            lines.append(down(name, head, server.note))
+            continue
+        cells = [
+            f"{fmt(s[f'c{c}_events_per_s'])} | {each(name, f'c{c}_events_per_s')} | {ratio(name, f'c{c}_events_per_s')}"
+            for c, _m in shapes
+        ]
+        cpu = " / ".join(fmt(s[f"c{c}_cpu_us_per_event"], ".2f") for c, _m in shapes)
+        errs = sum(s.get(f"c{c}_errors") or 0 for c, _m in shapes)
+        lines.append(
+            f"| {name} | {' | '.join(cells)} | {cpu} | {ratio(name, 'c1_cpu_us_per_event', True)} | "
+            f"{fmt(s['c1_ttfb_mean_ms'], '.1f')} | {fmt(s['c1_server_cpu_pct'], '.0f')}% / "
+            f"{fmt(s['c1_load_cpu_pct'], '.0f')}% / {fmt(s['c1_other_cpu_pct'], '.0f')}% | {errs:.0f} | {server.note} |"
+        )
+    warm = f", after a `-D {max(1, round(args.warmup))}` warm-up run" if args.warmup > 0 else ""
+    load = "-n 400` (smoke)" if args.smoke else f"-D {max(1, round(args.duration))}`{warm}"
+    head = (
+        "| server | req/s (median) | runs | rat_engine ÷ row | request mean / max ms | server CPU µs / request "
+        "| rat_engine ÷ row (CPU) | server / h2load / other CPU | errors | what it is |"
+    )
+    lines += [
+        "",
+        f"(b) small JSON over h2, GET /json: `h2load -c{H2_JSON_CONNECTIONS} -m{H2_JSON_STREAMS} {load}",
+        "",
+        head,
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for server in servers:
+        name, s = server.name, summary[server.name]
+        if not s["runs_ok"]:
+            lines.append(down(name, head, server.note))
+            continue
+        lines.append(
+            f"| {name} | {fmt(s['json_rps'])} | {each(name, 'json_rps')} | {ratio(name, 'json_rps')} | "
+            f"{fmt(s['json_req_mean_ms'], '.2f')} / {fmt(s['json_req_max_ms'], '.2f')} | "
+            f"{fmt(s['json_cpu_us_per_req'], '.1f')} | {ratio(name, 'json_cpu_us_per_req', True)} | "
+            f"{fmt(s['json_server_cpu_pct'], '.0f')}% / {fmt(s['json_load_cpu_pct'], '.0f')}% / "
+            f"{fmt(s['json_other_cpu_pct'], '.0f')}% | {fmt(s['json_errors'])} | {server.note} |"
+        )
+    verdicts = []
+    for peer, factor in H2_TARGETS:
+        for c, m in shapes:
+            b, v = base.get(f"c{c}_events_per_s"), summary.get(peer, {}).get(f"c{c}_events_per_s")
+            bc, vc = base.get(f"c{c}_cpu_us_per_event"), summary.get(peer, {}).get(f"c{c}_cpu_us_per_event")
+            if b and v:
+                met = "met" if b >= factor * v else f"missed by {100 * (1 - b / (factor * v)):.0f}%"
+                by_cpu = f", by server CPU per event {vc / bc:.2f}x" if bc and vc else ""
+                verdicts.append(f"{c}x{m} vs {peer}: {b / v:.2f}x (target ≥ {factor:g}x: {met}{by_cpu})")
+    if verdicts:
+        lines += ["", "Targets on (a): " + "; ".join(verdicts) + "."]
+    return "\n".join(lines)
+
+
+H2_KEYS = [
+    *(f"c{c}_{key}" for c in H2_SHAPES for key in (
+        "events_per_s", "events", "streams", "finished_s", "ttfb_mean_ms", "ttfb_max_ms", "data_bytes", "expected_bytes",
+        "cpu_us_per_event", "server_cpu_pct", "load_cpu_pct", "other_cpu_pct", "steal_pct", "errors",
+    )),
+    "json_rps", "json_requests", "json_req_mean_ms", "json_req_max_ms", "json_cpu_us_per_req", "json_server_cpu_pct",
+    "json_load_cpu_pct", "json_other_cpu_pct", "json_steal_pct", "json_errors",
+]  # fmt: skip
+
+
 def errors_text(r: dict[str, Any]) -> str:
     return ", ".join(f"{k}: {v}" for k, v in (r.get("errors") or {}).items())
 
@@ -741,7 +1105,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
 
     packages = [
         "rat_engine", "uvicorn", "httptools", "uvloop", "orjson", "starlette", "fastapi", "sse-starlette",
-        "aiohttp", "aiohttp-sse", "flask", "werkzeug", "gunicorn", "granian", "anyio",
+        "aiohttp", "aiohttp-sse", "flask", "werkzeug", "gunicorn", "granian", "anyio", "hypercorn", "h2",
     ]  # fmt: skip
     cpu_model = ""
     with contextlib.suppress(OSError):
@@ -755,7 +1119,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
     dirty = subprocess.run(
         ["git", "-C", str(ROOT), "status", "--porcelain", "rat_engine"], capture_output=True, text=True
     )
-    wrk = subprocess.run([args.wrk, "--version"], capture_output=True, text=True)
+    wrk = subprocess.run([args.wrk or "true", "--version"], capture_output=True, text=True)
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu": cpu_model,
@@ -800,6 +1164,8 @@ def run_scenario(
             rows[server.name].append(result)
             if "failed" in result:
                 shown = result["failed"]
+            elif "h2_shown" in result:
+                shown = result["h2_shown"]
             elif "rps" in result:
                 shown = f"{result['rps']:,.0f} req/s"
             elif result.get("p99_ms") is not None:
@@ -829,7 +1195,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--scenario",
-        choices=["json", "sync-clients", "fanout", "fanout-10k", "latency", "stream", "idle", "all"],
+        choices=["json", "sync-clients", "fanout", "fanout-10k", "latency", "stream", "idle", "h2", "all"],
         default="all",
     )
     p.add_argument("--runs", type=int, default=3)
@@ -848,6 +1214,13 @@ def main() -> int:
         "--batch", type=int, default=500, help="connections opened at once (sync-clients, fanout*, latency)"
     )
     p.add_argument("--stream-events", type=int, default=200_000, help="events in the one stream (stream)")
+    p.add_argument("--h2-events", type=int, default=5000, help="events per SSE stream (h2)")
+    p.add_argument(
+        "--h2-streams",
+        type=int,
+        default=100,
+        help="SSE streams per h2load run (h2): on 1 and on 4 connections",
+    )
     p.add_argument("--complete-within", type=float, default=15.0)
     p.add_argument("--give-up", type=float, default=30.0)
     p.add_argument("--only", help="comma-separated substrings of server names to run")
@@ -875,12 +1248,15 @@ def main() -> int:
         # the large sizes' code paths (several connection batches), at tiny sizes
         args.big_subscribers, args.big_messages, args.batch = 300, 20, 20
         args.seconds = 1
+        args.h2_events, args.h2_streams = 50, 8
     if not (
         1 <= args.messages <= 100_000
         and 1 <= args.big_messages <= 100_000
         and 1 <= args.stream_events <= 2_000_000
     ):
         p.error("bounded runs only: --messages 1..100000, --stream-events 1..2000000")
+    if not (1 <= args.h2_events <= 100_000 and len(H2_SHAPES) <= args.h2_streams <= 100):
+        p.error("bounded runs only: --h2-events 1..100000, --h2-streams 4..100")
     if args.idle_clients > 10000 or args.big_subscribers > 10000:
         p.error("bounded runs only: --clients 1..10000")
     if not (1 <= args.rate <= 1000 and 1 <= args.seconds <= 120 and 1 <= args.batch <= 2000):
@@ -894,6 +1270,11 @@ def main() -> int:
     if args.scenario in ("json", "all") and not args.wrk:
         print("wrk not found: install it (apt-get install wrk)", file=sys.stderr)
         return 2
+    args.h2load = shutil.which("h2load") or ""
+    if args.scenario == "h2" and not args.h2load:
+        print("h2load not found: install it (apt-get install nghttp2-client)", file=sys.stderr)
+        return 2
+    args.rat_h2 = rat_engine_speaks_h2()
     can_pin = not args.no_pin and shutil.which("taskset") and len(os.sched_getaffinity(0)) >= 2
     cpus = sorted(os.sched_getaffinity(0))
     args.server_cpu, args.load_cpu = (str(cpus[0]), str(cpus[1])) if can_pin else (None, None)
@@ -1060,6 +1441,49 @@ def main() -> int:
                 bad = bad or s["kb_per_stream"] is None
             if bad:
                 failed_rows.append(f"{mode}: {name}")
+
+    if args.scenario in ("h2", "all") and not args.h2load:
+        note = "h2 skipped: h2load not found (apt-get install nghttp2-client)"
+        print(note, file=sys.stderr)
+        md += [f"## h2: {note}", ""]
+        if os.environ.get("RAT_REQUIRE_ALL") == "1":
+            failed_rows.append("h2 (no h2load)")
+    elif args.scenario in ("h2", "all"):
+        servers = select(H2_SERVERS, args.only)
+        shapes = ", ".join(f"{c}x{args.h2_streams // c}" for c in H2_SHAPES)
+        h2load_version = subprocess.run(
+            [args.h2load, "--version"], capture_output=True, text=True
+        ).stdout.strip()
+        print(
+            f"h2: (a) {args.h2_streams} SSE streams x {args.h2_events} events ({shapes} connections x streams), "
+            f"(b) h2load -c{H2_JSON_CONNECTIONS} -m{H2_JSON_STREAMS} on /json; h2c (prior knowledge); "
+            f"{args.runs} run(s)"
+            + (
+                ""
+                if args.rat_h2
+                else "; this rat_engine has no HTTP/2 protocol: its row will say unavailable"
+            )
+        )
+        rows = run_scenario("h2", servers, bench_h2_once, args, log_dir)
+        summary = summarize(rows, H2_KEYS)
+        report["h2"] = {"runs": rows, "median": summary, "h2load": h2load_version}
+        md += [
+            f"## h2: HTTP/2 over cleartext with prior knowledge (h2c) for every server, {h2load_version}, "
+            f"median of {args.runs}",
+            "",
+            f"(a) SSE streams multiplexed: `h2load -c C -m M -n {args.h2_streams}` on /stream, each response "
+            f'{args.h2_events:,} events `data: {{"i":i,"v":"hello"}}` from an async generator; events/s = '
+            "events delivered / h2load's time. \"rat_engine ÷ row\": rat_engine's median over the row's (> 1: "
+            "rat_engine is faster). CPU columns: % of one core during the 1-connection run.",
+            "",
+            h2_tables(summary, servers, rows, args),
+            "",
+        ]
+        for name, s in summary.items():
+            if s["runs_ok"] == 0 and not all(r.get("unavailable") for r in rows[name]):
+                failed_rows.append(f"h2: {name}")
+            elif s["runs_ok"] == 0:
+                print(f"h2: {name} unavailable: {s['failed'][0]}", file=sys.stderr)
 
     md.append(
         f"Total time: {time.monotonic() - t_start:.0f} s. Server logs: {os.path.relpath(log_dir, ROOT)}"
