@@ -1483,7 +1483,7 @@ def main() -> int:
             if s["runs_ok"] == 0 and not all(r.get("unavailable") for r in rows[name]):
                 failed_rows.append(f"h2: {name}")
             elif s["runs_ok"] == 0:
-                print(f"h2: {name} unavailable: {s['failed'][0]}", file=sys.stderr)
+                print(f"h2: {name}: {s['failed'][0]}", file=sys.stderr)
 
     md.append(
         f"Total time: {time.monotonic() - t_start:.0f} s. Server logs: {os.path.relpath(log_dir, ROOT)}"
