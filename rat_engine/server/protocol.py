@@ -47,12 +47,28 @@ _ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _SWITCHING_TO_H2C = b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"
-#: GOAWAY (type 7) on stream 0: last stream 0, error HTTP_1_1_REQUIRED (0xd), a reason.
+#: An empty SETTINGS frame (the server preface a client expects first), then GOAWAY (type 7)
+#: on stream 0: last stream 0, error HTTP_1_1_REQUIRED (0xd), a reason.
 _GOAWAY_REASON = b"h2c is not enabled on this port"
 _GOAWAY_HTTP_1_1_REQUIRED = (
-    (8 + len(_GOAWAY_REASON)).to_bytes(3, "big") + b"\x07\x00" + bytes(4) + bytes(4) + b"\x00\x00\x00\x0d"
+    b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+    + (8 + len(_GOAWAY_REASON)).to_bytes(3, "big") + b"\x07\x00" + bytes(4) + bytes(4) + b"\x00\x00\x00\x0d"
     + _GOAWAY_REASON
 )  # fmt: skip
+
+
+class _Discard(asyncio.Protocol):
+    """A refused connection's last second: its bytes are read and dropped, then it closes."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self.timer = loop.call_later(1.0, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()
 
 
 def _tokens(value: bytes) -> set[bytes]:
@@ -328,8 +344,14 @@ class RatHttpProtocol(asyncio.Protocol):
         else:
             # Why not a 400: an HTTP/2 client could not read it. HTTP_1_1_REQUIRED says what to do.
             logger.debug("HTTP/2 preface from %s on a port without h2c", self.client)
+            self.server_state.connections.discard(self)
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
             self.transport.write(_GOAWAY_HTTP_1_1_REQUIRED)
-            self.transport.close()
+            # Read on for a moment: closing with the client's frames unread would reset the
+            # connection, and the client would see a broken pipe instead of the GOAWAY.
+            self.transport.set_protocol(_Discard(self.transport, self.loop))
         return b""
 
     def switch_to_h2(self, data: bytes = b"", upgrade: tuple[dict[str, Any], bytes] | None = None) -> None:

@@ -8,6 +8,8 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
+import h2.config
+import h2.connection
 import h2.events
 import hyperframe.frame
 import pytest
@@ -466,12 +468,15 @@ def test_the_preface_without_h2c_gets_goaway_http_1_1_required():
     async def go():
         protocol, transport = _plain_protocol(h2c=False)
         protocol.data_received(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-        frame, _ = hyperframe.frame.Frame.parse_frame_header(memoryview(bytes(transport.data[:9])))
-        frame.parse_body(memoryview(bytes(transport.data[9:])))
-        assert isinstance(frame, hyperframe.frame.GoAwayFrame)
-        assert frame.error_code == ErrorCodes.HTTP_1_1_REQUIRED
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        events = client.receive_data(bytes(transport.data))
+        assert isinstance(events[0], h2.events.RemoteSettingsChanged)  # the preface a client expects
+        assert isinstance(events[-1], h2.events.ConnectionTerminated)
+        assert events[-1].error_code == ErrorCodes.HTTP_1_1_REQUIRED
+        transport.protocol.data_received(b"more frames the client sent meanwhile")  # read, dropped
+        await asyncio.sleep(1.2)
         assert transport.closed
-        await asyncio.sleep(0)
 
     run(go())
 
