@@ -30,8 +30,10 @@ def register(app: RatApp) -> None:
 
     @app.sse("/api/chat/stream")
     def chat_stream(request_data: dict[str, Any]) -> Any:
-        # Returned, not iterated: the fast path. A reconnecting tab gets what it missed.
-        return app.broadcast.subscribe("chat", request_data["last_event_id"])
+        # Returned, not iterated: the fast path. A new tab (no Last-Event-ID) starts from "0":
+        # the history the app keeps (broadcast_history); a reconnecting tab sends the id of the
+        # last message it got and is replayed only what came after it, so nothing twice.
+        return app.broadcast.subscribe("chat", request_data["last_event_id"] or "0")
 
     @app.sse("/api/dashboard/stream")
     def dashboard_stream(request_data: dict[str, Any]) -> Any:

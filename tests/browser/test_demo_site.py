@@ -2,8 +2,10 @@
 
 One in-process demo server for the module (upload and log directories in temp dirs); each test
 opens the site, follows links, clicks, types and waits for what a person would see. After the
-live content has arrived every page is screenshotted at 1200x800: into ``docs/screenshots/``
-(the README's pictures) with RAT_UPDATE_SCREENSHOTS=1, else into a temporary folder.
+live content has arrived every page is screenshotted at 1200x800 (``<page>.png``) and on a
+390 px wide phone (``<page>-390.png``, a mobile viewport that honours ``<meta name=viewport>``):
+into ``docs/screenshots/`` (the README's pictures) with RAT_UPDATE_SCREENSHOTS=1, else into a
+temporary folder.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import re
 import sys
 import tempfile
 import threading
+import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +43,17 @@ SCREENSHOTS = (
     else Path(tempfile.gettempdir()) / f"rat_screenshots_{os.getpid()}"
 )
 VIEWPORT = {"width": 1200, "height": 800}
+#: Status samples (one a second) to wait for before checking the charts; the README's picture
+#: waits longer, so that the charts show the counter's ten seconds start and end.
+CHART_SAMPLES = 24 if os.environ.get("RAT_UPDATE_SCREENSHOTS") == "1" else 8
+PHONE_WIDTH = 390
+#: A phone: 390 CSS px wide, and a mobile viewport (without <meta name=viewport> it lays out at 980 px).
+PHONE = {
+    "viewport": {"width": PHONE_WIDTH, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
 TIME_RE = re.compile(r"^\d{2}:\d{2}:\d{2}$")
 NUMBER_RE = re.compile(r"^\d+$")
 
@@ -76,6 +91,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 def page(chromium_path: str) -> Iterator[Page]:
     with browser_page(chromium_path, viewport=VIEWPORT) as page:
         yield page
+
+
+@pytest.fixture
+def phone(chromium_path: str) -> Iterator[Page]:
+    with browser_page(chromium_path, **PHONE) as page:
+        yield page
+
+
+def streams_at(demo: Demo, prefix: str) -> set[int]:
+    """Ids of the demo server's open streams whose path starts with ``prefix``."""
+    return {s.id for s in demo.app.connections.streams() if s.path.startswith(prefix)}
 
 
 def screenshot(page: Page, name: str) -> None:
@@ -133,17 +159,51 @@ def test_home_and_streams(demo: Demo, page: Page) -> None:
     counter = page.locator("#counter")
     expect(counter).to_have_text(NUMBER_RE, timeout=3_000)
 
-    # Start the progress stream: the bar fills to 100 % and the text says "completed".
+    # Start the progress stream with an impatient double click: one stream opens, the button stays
+    # disabled while it runs; the bar fills to 100 %, the text says "completed", Start is back.
     text = page.locator("#progress-text")
     expect(text).to_have_text("idle")
-    page.get_by_role("button", name="Start").click()
+    start = page.get_by_role("button", name="Start")
+    expect(start).to_be_enabled()
+    before = streams_at(demo, "/api/progress/")
+    start.dblclick()
+    expect(start).to_be_disabled()
     expect(text).to_have_text(re.compile(r"^\d+ %$"), timeout=3_000)
+    time.sleep(0.5)  # a second stream, had the second click opened one, is registered by now
+    opened = streams_at(demo, "/api/progress/") - before
+    assert len(opened) == 1, f"a double click opened {len(opened)} progress streams"
+    expect(start).to_be_disabled()
     expect(text).to_have_text("completed", timeout=10_000)
+    expect(start).to_be_enabled()
     bar = page.locator("#progress")
     expect(bar).to_have_attribute("style", re.compile(r"width:\s*100%"))
     wait_for_full_bar(page, "#progress")
     expect(page.locator("#ticks")).to_have_text(re.compile(r"^#\d+ at \d{2}:\d{2}:\d{2}$"))
     screenshot(page, "streams.png")
+
+
+def test_counter_ends_in_a_visible_finished_state(demo: Demo, page: Page) -> None:
+    page.goto(demo.url + "/demo/streams")
+    section = page.locator("#counter-section")
+    state = page.locator("#counter-state")
+    again = page.get_by_role("button", name="Run again")
+    expect(state).to_have_text(re.compile(r"^running · \d+ of 10$"), timeout=3_000)
+    expect(again).to_be_disabled()  # no second counter while this one runs
+    # Ten values a second apart, then the server ends the stream: the page says so (no frozen "9").
+    expect(state).to_have_text("✓ finished · 10 values", timeout=15_000)
+    expect(section).to_have_attribute("data-state", "finished")
+    expect(state).to_be_visible()
+    expect(state).to_have_class(re.compile(r"\bfinished\b"))
+    expect(page.locator("#counter")).to_have_text("9")
+    assert not streams_at(demo, "/api/events"), "the finished counter is still streaming"
+    # The badge is drawn differently from the running state.
+    finished_colour = state.evaluate("(el) => getComputedStyle(el).backgroundColor")
+    expect(again).to_be_enabled()
+    again.click()
+    expect(again).to_be_disabled()
+    expect(state).to_have_text(re.compile(r"^(connecting…|running · \d+ of 10)$"))
+    expect(section).to_have_attribute("data-state", "running")
+    assert state.evaluate("(el) => getComputedStyle(el).backgroundColor") != finished_colour
 
 
 # -- 2. upload -------------------------------------------------------------------------------------
@@ -170,6 +230,16 @@ def test_upload(demo: Demo, page: Page, tmp_path: Path) -> None:
     expect(page).to_have_url(demo.url + "/demo/upload")
     status = page.locator("#status")
     expect(status).to_have_text("idle")
+    upload = page.get_by_role("button", name="Upload")
+
+    # Upload with no file chosen: a message, and nothing is sent.
+    before = streams_at(demo, "/api/uploads/")
+    upload.click()
+    expect(page.get_by_role("alert")).to_have_text("Choose a file first.")
+    expect(status).to_have_text("idle")
+    assert streams_at(demo, "/api/uploads/") == before
+    expect(upload).to_be_enabled()
+
     page.evaluate(OBSERVE_BAR)
     # Upload like a person on a ~16 Mbit/s uplink (on loopback 2.5 MB arrive in one or two chunks).
     cdp = page.context.new_cdp_session(page)
@@ -180,8 +250,13 @@ def test_upload(demo: Demo, page: Page, tmp_path: Path) -> None:
     )
 
     page.set_input_files("#file", str(path))
-    page.get_by_role("button", name="Upload").click()
+    expect(page.get_by_role("alert")).to_have_text("")  # choosing a file clears the message
+    upload.click()
+    expect(upload).to_be_disabled()  # while the file goes up (about 1.25 s at this uplink)
+    expect(status).to_have_text(re.compile(r"^\d+ %$"), timeout=5_000)
+    expect(upload).to_be_disabled()
     expect(status).to_have_text("100 % – done", timeout=15_000)
+    expect(upload).to_be_enabled()
     link = page.get_by_role("link", name="download holiday-photos.bin")
     expect(link).to_be_visible()
     expect(page.locator("#bar")).to_have_attribute("style", re.compile(r"width:\s*100%"))
@@ -316,6 +391,11 @@ def expect_message(page: Page, name: str, text: str) -> None:
     expect(line).to_have_text(name + text)
 
 
+def message_texts(page: Page) -> list[str]:
+    """The chat lines a tab shows, in order, as "<name><text>"."""
+    return list(page.locator("#messages .message").all_inner_texts())
+
+
 def test_chat_between_two_tabs(demo: Demo, page: Page) -> None:
     alice = page
     assert alice.context.browser is not None
@@ -330,6 +410,9 @@ def test_chat_between_two_tabs(demo: Demo, page: Page) -> None:
             expect(tab).to_have_url(demo.url + "/demo/chat")
             expect_dashboard(tab)
 
+        # Both tabs show the same history (whatever earlier tests said); then the new messages.
+        expect(bob.locator("#messages .message")).to_have_count(alice.locator("#messages .message").count())
+        shown = alice.locator("#messages .message").count()
         send(alice, "Alice", "hello from tab A")
         for tab in (alice, bob):
             expect_message(tab, "Alice", "hello from tab A")
@@ -341,7 +424,7 @@ def test_chat_between_two_tabs(demo: Demo, page: Page) -> None:
         for tab in (alice, bob):
             expect_message(tab, "Alice", "this is <b>bold</b>?")
             expect(tab.locator("#messages b")).to_have_count(0)  # text, not markup
-            expect(tab.locator("#messages .message")).to_have_count(3)
+            expect(tab.locator("#messages .message")).to_have_count(shown + 3)
 
         # Both tabs' dashboards are live: the clock moves on.
         before = alice.locator("#time").inner_text()
@@ -353,7 +436,88 @@ def test_chat_between_two_tabs(demo: Demo, page: Page) -> None:
         other.close()
 
 
+def stop_stream(demo: Demo, stream_id: int) -> None:
+    """End one open stream from the server side, as ``max_duration`` does: the browser's
+    EventSource then reconnects on its own, sending the id of the last event it got."""
+    stream = demo.app.connections._live[stream_id]  # the registry keeps the Stream objects
+    stream.loop.call_soon_threadsafe(stream.stop, "max_duration")
+
+
+def test_chat_history_on_a_new_tab_a_reload_and_a_reconnect(demo: Demo, page: Page) -> None:
+    tag = uuid.uuid4().hex[:8]
+    said = [f"history {tag} one", f"history {tag} two", f"history {tag} three"]
+    page.goto(demo.url + "/demo/chat")
+    expect_dashboard(page)
+    for text in said:
+        send(page, "Alice", text)
+    for text in said:
+        expect_message(page, "Alice", text)
+    earlier = message_texts(page)  # everything this tab shows: the history, then what it said
+    assert earlier[-3:] == ["Alice" + text for text in said]
+
+    assert page.context.browser is not None
+    other = page.context.browser.new_context(viewport=VIEWPORT)
+    try:
+        # A new tab: the earlier messages, each exactly once, in order.
+        known = streams_at(demo, "/api/chat/stream")
+        bob = other.new_page()
+        bob.set_default_timeout(15_000)
+        bob.goto(demo.url + "/demo/chat")
+        for text in said:
+            expect_message(bob, "Alice", text)
+        assert message_texts(bob) == earlier
+        (bob_stream,) = streams_at(demo, "/api/chat/stream") - known
+
+        # A reload: the same, again exactly once.
+        page.reload()
+        for text in said:
+            expect_message(page, "Alice", text)
+        assert message_texts(page) == earlier
+
+        # The connection drops; a message is sent meanwhile; EventSource reconnects with
+        # Last-Event-ID and gets only what it missed: no line twice, the missed one once.
+        known = streams_at(demo, "/api/chat/stream")
+        stop_stream(demo, bob_stream)
+        wait_until(lambda: bob_stream not in streams_at(demo, "/api/chat/stream"), 5.0, "the stream to end")
+        missed = f"sent while tab B was away {tag}"
+        assert httpx.post(demo.url + "/api/chat", json={"name": "Carol", "text": missed}).status_code == 200
+        wait_until(
+            lambda: streams_at(demo, "/api/chat/stream") - known,
+            10.0,
+            "tab B's EventSource to reconnect",
+            interval=0.1,
+        )
+        expect_message(bob, "Carol", missed)
+        after = f"after the reconnect {tag}"
+        send(page, "Alice", after)
+        expect_message(bob, "Alice", after)
+        assert message_texts(bob) == [*earlier, "Carol" + missed, "Alice" + after]
+    finally:
+        other.close()
+
+
 # -- 5. status -------------------------------------------------------------------------------------
+
+
+def chart(page: Page, name: str) -> dict[str, Any]:
+    """What the status page drew in its ``name`` chart (open, eps, bps): samples, peak, routes
+    and, per route, the drawn area's height in pixels."""
+    return dict(
+        page.evaluate(
+            """(name) => {
+              const svg = document.querySelector('#chart-' + name + ' svg');
+              const areas = {};
+              for (const area of svg.querySelectorAll('polygon')) {
+                areas[area.dataset.route] = area.getBoundingClientRect().height;
+              }
+              const legend = [...document.querySelectorAll('#chart-' + name + ' .legend li span')]
+                .map((span) => span.textContent);
+              return {samples: Number(svg.dataset.samples), max: Number(svg.dataset.max), areas, legend,
+                      total: svg.querySelector('polyline.total')?.getAttribute('points') || ''};
+            }""",
+            name,
+        )
+    )
 
 
 def test_status_page_lists_chat_stream(demo: Demo, page: Page) -> None:
@@ -365,6 +529,11 @@ def test_status_page_lists_chat_stream(demo: Demo, page: Page) -> None:
     status.locator("header").get_by_role("link", name="Status").click()
     expect(status).to_have_url(demo.url + "/status")
     expect(status).to_have_title("rat_engine status")
+    # The site's header and navigation, with Status marked as the current page.
+    current = status.locator('header nav a[aria-current="page"]')
+    expect(current).to_have_count(1)
+    expect(current).to_have_text("Status")
+    expect(status.locator("header").get_by_role("link", name="Chat")).to_be_visible()
     expect(status.locator("#open")).to_have_text(NUMBER_RE, timeout=3_000)
     assert int(status.locator("#open").inner_text()) >= 1
     row = status.locator("#streams tr").filter(
@@ -377,4 +546,121 @@ def test_status_page_lists_chat_stream(demo: Demo, page: Page) -> None:
     expect(events).not_to_have_text(events.inner_text(), timeout=3_000)
     expect(status.locator("#eps")).to_have_text(re.compile(r"^\d+(\.\d+)?$"))
     expect(row.first).to_be_visible()
+
+    # Some traffic on another route: the counter page (ten events, one a second) and a chat message.
+    streams = page.context.new_page()
+    streams.goto(demo.url + "/demo/streams")
+    expect(streams.locator("#counter")).to_have_text(NUMBER_RE, timeout=3_000)
+    send(page, "Alice", "watching the status page")
+    status.wait_for_function(
+        "(n) => Number(document.querySelector('#chart-eps svg').dataset.samples) >= n",
+        arg=CHART_SAMPLES,
+        timeout=40_000,
+    )
+    for name in ("open", "eps", "bps"):
+        drawn = chart(status, name)
+        assert drawn["samples"] >= 6, (name, drawn)
+        assert drawn["max"] > 0, (name, drawn)
+        assert len(drawn["total"].split()) == drawn["samples"], (name, drawn)
+    # Per route: the counter's and the chat's streams have their own coloured areas, with height.
+    opened = chart(status, "open")
+    assert {"/api/events", "/api/chat/stream", "/api/dashboard/stream"} <= set(opened["legend"]), opened
+    assert opened["areas"]["/api/chat/stream"] > 0, opened
+    rates = chart(status, "eps")
+    assert "/api/events" in rates["legend"], rates
+    assert rates["areas"]["/api/events"] > 0, rates
+    expect(status.locator("#chart-eps .empty")).to_be_hidden()
+    expect(status.locator("#chart-eps .ymax")).to_have_text(re.compile(r"^\d"))
     screenshot(status, "status.png")
+
+
+# -- 6. on a phone ---------------------------------------------------------------------------------
+
+PAGES = {
+    "home": "/",
+    "streams": "/demo/streams",
+    "upload": "/demo/upload",
+    "logs": "/demo/logs",
+    "chat": "/demo/chat",
+    "status": "/status",
+}
+
+
+def wait_for_live_content(page: Page, name: str) -> None:
+    """What a person waits for on each page before looking (and before the screenshot)."""
+    if name == "streams":
+        expect(page.locator("#counter")).to_have_text(NUMBER_RE, timeout=3_000)
+        expect(page.locator("#ticks")).to_have_text(re.compile(r"^#\d+ at "), timeout=3_000)
+    elif name == "upload":
+        page.get_by_role("button", name="Upload").click()  # no file chosen: the page says so
+        expect(page.get_by_role("alert")).to_have_text("Choose a file first.")
+    elif name == "logs":
+        expect(page.locator("#log > div")).not_to_have_count(0, timeout=5_000)
+    elif name == "chat":
+        expect_dashboard(page)
+    elif name == "status":
+        page.wait_for_function(
+            "(n) => Number(document.querySelector('#chart-eps svg').dataset.samples) >= n",
+            arg=3 if CHART_SAMPLES < 20 else 12,
+            timeout=30_000,
+        )
+
+
+def assert_fits_the_phone(page: Page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE_WIDTH, f"{page.url}: the page is {width} px wide on a {PHONE_WIDTH} px phone"
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_pages_fit_a_phone(demo: Demo, phone: Page, name: str) -> None:
+    path = PAGES[name]
+    phone.goto(demo.url + path)
+    viewport = phone.locator('meta[name="viewport"]')
+    expect(viewport).to_have_count(1)
+    expect(viewport).to_have_attribute("content", "width=device-width, initial-scale=1")
+    wait_for_live_content(phone, name)
+    assert_fits_the_phone(phone)
+
+    # The header fits: every link is on screen (the navigation wraps under the brand).
+    links = phone.locator("header a")
+    expect(links).to_have_count(6)
+    for i in range(6):
+        link = links.nth(i)
+        expect(link).to_be_visible()
+        box = link.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE_WIDTH, (
+            link.inner_text(),
+            box,
+        )
+    # The current page is marked, for screen readers and visibly.
+    current = phone.locator('header a[aria-current="page"]')
+    expect(current).to_have_count(1)
+    expect(current).to_have_attribute("href", path)
+    if name != "home":  # home's current link is the brand, drawn apart anyway
+        style = (
+            "(el) => { const s = getComputedStyle(el); return [s.color, s.borderBottomColor, s.fontWeight]; }"
+        )
+        other = phone.locator('header nav a:not([aria-current="page"])').first
+        assert current.evaluate(style) != other.evaluate(style)
+    screenshot(phone, f"{name}-390.png")
+
+
+def test_long_words_wrap_in_the_chat_on_a_phone(demo: Demo, phone: Page) -> None:
+    phone.goto(demo.url + "/demo/chat")
+    expect_dashboard(phone)
+    word = "Supercalifragilistic" * 12 + uuid.uuid4().hex  # 240+ characters, no space
+    send(phone, "Pat", word)
+    line = phone.locator("#messages .message").filter(has_text=word)
+    expect(line).to_have_count(1)
+    box = phone.locator("#messages")
+    overflow = box.evaluate("(el) => el.scrollWidth - el.clientWidth")
+    assert overflow <= 0, f"the message box scrolls sideways by {overflow} px"
+    assert line.evaluate("(el) => el.getBoundingClientRect().height") > 60  # wrapped onto several lines
+    assert_fits_the_phone(phone)
+
+    # An empty message is not sent, and the page says why.
+    before = phone.locator("#messages .message").count()
+    phone.get_by_role("button", name="Send").click()
+    expect(phone.get_by_role("alert")).to_have_text("Type a message first.")
+    phone.wait_for_timeout(300)
+    expect(phone.locator("#messages .message")).to_have_count(before)
