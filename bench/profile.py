@@ -2,6 +2,12 @@
 
     bench/.venv/bin/pip install py-spy          # once (not in requirements.txt: optional)
     bench/.venv/bin/python bench/profile.py --server "rat_engine inline" --duration 5
+    bench/.venv/bin/python bench/profile.py --h2 stream --duration 5   # h2 scenario, (a) 1x100
+    bench/.venv/bin/python bench/profile.py --h2 json --duration 5     # h2 scenario, (b)
+
+With --h2, the server is a row of run_bench.H2_SERVERS (default "rat_engine", over h2c) and the
+load is h2load: ``stream`` keeps 100 SSE streams busy on one connection (as the h2 scenario's
+(a)), ``json`` is ``h2load -c4 -m10`` on /json (its (b)).
 
 The server is pinned to CPU 0, wrk and py-spy to CPU 1 (as in run_bench.py). Writes
 bench/results/profile-<server>.svg (flame graph) and .txt (collapsed stacks), then prints the
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import re
 import shutil
 import subprocess
@@ -25,12 +32,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run_bench import HOST, JSON_SERVERS, Running, http_probe, pin  # noqa: E402
+from run_bench import (  # noqa: E402
+    H2_SERVERS,
+    HOST,
+    JSON_SERVERS,
+    Running,
+    h2_get,
+    http_probe,
+    pin,
+    wait_listening,
+)
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--server", default="rat_engine inline", help="a name from run_bench.JSON_SERVERS")
+    p.add_argument(
+        "--server",
+        help='a name from run_bench.JSON_SERVERS (default "rat_engine inline"), '
+        'or with --h2 from H2_SERVERS (default "rat_engine")',
+    )
+    p.add_argument("--h2", choices=["stream", "json"], help="h2load over h2c instead of wrk (see above)")
     p.add_argument("--duration", type=int, default=5, help="seconds of profiling (1..60)")
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     p.add_argument("--top", type=int, default=15)
@@ -45,27 +66,58 @@ def main() -> int:
     args = p.parse_args()
     if not 1 <= args.duration <= 60:
         p.error("--duration must be 1..60")
-    server = next((s for s in JSON_SERVERS if s.name == args.server), None)
+    servers = H2_SERVERS if args.h2 else JSON_SERVERS
+    name = args.server or ("rat_engine" if args.h2 else "rat_engine inline")
+    server = next((s for s in servers if s.name == name), None)
     if server is None:
-        p.error(f"unknown server; pick one of {[s.name for s in JSON_SERVERS]}")
+        p.error(f"unknown server; pick one of {[s.name for s in servers]}")
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    wrk = shutil.which("wrk")
+    wrk = shutil.which("h2load" if args.h2 else "wrk")
     if not Path(py_spy).exists() or not wrk:
-        sys.exit("needs py-spy (bench/.venv/bin/pip install py-spy) and wrk")
+        sys.exit(f"needs py-spy (bench/.venv/bin/pip install py-spy) and {'h2load' if args.h2 else 'wrk'}")
 
     args.out.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^a-z0-9]+", "_", server.name.lower()).strip("_")
+    slug = f"h2_{args.h2}_{slug}" if args.h2 else slug
     svg, raw = args.out / f"profile-{slug}.svg", args.out / f"profile-{slug}.txt"
-    running = Running(server, {}, "0", args.out, f"profile-{slug}")
+    # --h2 stream: 100 streams whose events outlast the recording at ~500,000 events/s.
+    env = {"BENCH_H2_EVENTS": str(5000 * (args.duration + 3))} if args.h2 else {}
+    running = Running(server, env, "0", args.out, f"profile-{slug}")
+
+    def load_cmd(seconds: int) -> list[str]:
+        if args.h2 == "stream":
+            return [*pin("1"), wrk, "-t1", "-c1", "-m100", "-n100", f"http://{HOST}:{running.port}/stream"]
+        if args.h2 == "json":
+            return [
+                *pin("1"),
+                wrk,
+                "-t1",
+                "-c4",
+                "-m10",
+                f"-D{seconds}",
+                f"http://{HOST}:{running.port}/json",
+            ]
+        return [*pin("1"), wrk, "-t1", "-c64", f"-d{seconds}s", f"http://{HOST}:{running.port}/json"]
+
+    def settle(load: subprocess.Popen[str]) -> None:
+        """Wait for the load generator; an SSE load still streaming is stopped (it is ours)."""
+        if args.h2 == "stream":
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                load.wait(timeout=1)
+            if load.poll() is None:
+                load.kill()
+        load.wait(timeout=args.duration + 30)
+
     try:
-        why = running.wait_ready()
+        why = wait_listening(running) if args.h2 else running.wait_ready()
         if why:
             sys.exit(f"server failed: {why}")
-        assert http_probe(running.port, "/json", 5.0) is not None
-        url = f"http://{HOST}:{running.port}/json"
-        load = subprocess.Popen(
-            [*pin("1"), wrk, "-t1", "-c64", f"-d{args.duration + 3}s", url], stdout=subprocess.PIPE, text=True
-        )
+        if args.h2:
+            answer = h2_get(running.port, "/json", 5.0)
+            assert not isinstance(answer, str) and answer[0] == 200, answer
+        else:
+            assert http_probe(running.port, "/json", 5.0) is not None
+        load = subprocess.Popen(load_cmd(args.duration + 3), stdout=subprocess.PIPE, text=True)
         time.sleep(1)  # warm-up
         common = [*pin("1"), py_spy, "record", "--pid", str(running.pid), "--duration", str(args.duration)]
         common += ["--rate", str(args.rate), "--function"]
@@ -74,15 +126,14 @@ def main() -> int:
         if args.native:
             common.append("--native")
         subprocess.run([*common, "--format", "raw", "-o", str(raw)], check=True, capture_output=True)
-        load.wait(timeout=args.duration + 30)
-        rps = re.search(r"Requests/sec:\s+([\d.]+)", load.stdout.read() if load.stdout else "")
+        settle(load)
+        out = load.stdout.read() if load.stdout else ""
+        rps = re.search(r"Requests/sec:\s+([\d.]+)", out) or re.search(r"finished in \S+ ([\d.]+) req/s", out)
         # A second, separate recording for the flame graph (py-spy writes one format per run).
-        load = subprocess.Popen(
-            [*pin("1"), wrk, "-t1", "-c64", f"-d{args.duration + 2}s", url], stdout=subprocess.DEVNULL
-        )
+        load = subprocess.Popen(load_cmd(args.duration + 2), stdout=subprocess.DEVNULL, text=True)
         time.sleep(1)
         subprocess.run([*common, "--format", "flamegraph", "-o", str(svg)], check=True, capture_output=True)
-        load.wait(timeout=args.duration + 30)
+        settle(load)
     finally:
         running.stop()
 
@@ -100,10 +151,9 @@ def main() -> int:
         own[frames[-1]] += count
         for frame in set(frames):
             total[frame] += count
-    print(
-        f"{server.name}: {samples} samples over {args.duration} s under wrk -c64 "
-        f"({rps.group(1) if rps else '?'} req/s while profiled); flame graph: {svg}"
-    )
+    under = {"stream": "h2load -c1 -m100 (SSE)", "json": "h2load -c4 -m10"}.get(args.h2 or "", "wrk -c64")
+    rate = f"{rps.group(1)} req/s while profiled; " if rps and args.h2 != "stream" else ""
+    print(f"{server.name}: {samples} samples over {args.duration} s under {under} ({rate}flame graph: {svg})")
     print(f"\nTop {args.top} by own time (top of stack):")
     for frame, count in own.most_common(args.top):
         print(f"  {100 * count / samples:5.1f}%  {frame}")
