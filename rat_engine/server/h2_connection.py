@@ -346,6 +346,12 @@ class H2Protocol(asyncio.Protocol):
         if data and not self.transport.is_closing():
             self.transport.write(data)
 
+    def write_frame(self, frame: bytes) -> None:
+        """Write a frame framed outside h2, after what h2 has buffered."""
+        data = self.h2.data_to_send()
+        if not self.transport.is_closing():
+            self.transport.write(data + frame if data else frame)
+
     def _protocol_error(self, exc: h2.exceptions.ProtocolError) -> None:
         logger.debug("HTTP/2 protocol error from %s: %s", self.client, exc)
         code = getattr(exc, "error_code", ErrorCodes.PROTOCOL_ERROR)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ _CONNECTION_SPECIFIC = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 _DISCONNECT = {"type": "http.disconnect"}
+#: A DATA frame's header without flags: 24-bit length and type 0 (as ``length << 8``), flags, stream.
+_DATA_HEADER = struct.Struct(">IBI").pack
 
 
 class H2Stream:
@@ -49,7 +52,7 @@ class H2Stream:
     __slots__ = (
         "scope", "conn", "stream_id", "h2", "flow", "body", "unacked", "more_body", "delivered",
         "waiter", "window_waiter", "disconnected", "on_lost", "started", "complete", "ended",
-        "head_only", "remaining", "pending", "flush_head",
+        "head_only", "remaining", "pending", "h2_state",
     )  # fmt: skip
 
     def __init__(self, scope: dict[str, Any], conn: H2Protocol, stream_id: int) -> None:
@@ -76,8 +79,11 @@ class H2Stream:
         self.remaining: int | None = None
         #: Bytes accepted by write_nowait that the window did not take yet.
         self.pending = b""
-        #: The head waits for the first body bytes (a response of known length): one write.
-        self.flush_head = True
+        #: h2's own record of the stream (its send window is read and debited directly). None:
+        #: h2 already closed it (a reset in the same read that opened it).
+        self.h2_state = conn.h2.streams.get(stream_id)
+        if self.h2_state is None:
+            self.disconnected = self.ended = True
 
     async def run(self, app: ASGIApp) -> None:
         try:
@@ -157,7 +163,6 @@ class H2Stream:
             pending, self.pending = self.pending, b""
             sent = self._send(pending, False)
             self.pending = pending[sent:]
-            self.conn.flush()
 
     def lost(self) -> None:
         """The client reset this stream, or the connection is gone."""
@@ -202,7 +207,6 @@ class H2Stream:
         sent = self._send(body, False)
         if sent < len(body):
             self.pending = body[sent:]
-        self.conn.flush()
         return True
 
     def abort(self) -> bool:
@@ -287,8 +291,6 @@ class H2Stream:
         # PERF: a body of known length follows at once; its head leaves with it, in one write.
         if length is None or length == 0 or no_body:
             self.conn.flush()
-        else:
-            self.flush_head = False
 
     async def _write_body(self, body: bytes, more_body: bool) -> None:
         if self.complete or not self.started:
@@ -322,7 +324,6 @@ class H2Stream:
             except H2Error:  # the stream closed under us (a reset crossed our write)
                 self.lost()
                 return
-            self.conn.flush()
             if sent == len(body) and (not end or self.ended):
                 return
             body = body[sent:]
@@ -330,10 +331,24 @@ class H2Stream:
             await waiter
 
     def _send(self, body: bytes, end: bool) -> int:
-        """Frame as much of ``body`` as the windows allow; END_STREAM when ``end`` and all of it
-        fits. Returns the bytes sent."""
+        """Frame and write as much of ``body`` as the windows allow; END_STREAM when ``end``
+        and all of it fits. Returns the bytes sent."""
         h2, stream_id = self.h2, self.stream_id
         size = len(body)
+        if not end and 0 < size <= h2.max_outbound_frame_size:
+            # PERF: one DATA frame that ends nothing changes no h2 state but the two windows, so
+            # it is framed here: 0.3 us instead of 7.3 us through h2.send_data + data_to_send
+            # (measured, 17-byte events). h2's own buffer is flushed first to keep the order.
+            state = self.h2_state
+            if (
+                state is not None
+                and size <= state.outbound_flow_control_window
+                and size <= h2.outbound_flow_control_window
+            ):
+                state.outbound_flow_control_window -= size
+                h2.outbound_flow_control_window -= size
+                self.conn.write_frame(_DATA_HEADER(size << 8, 0, stream_id) + body)
+                return size
         window = h2.local_flow_control_window(stream_id)
         if size <= window:
             count = size
@@ -353,4 +368,5 @@ class H2Stream:
                 )
         if end:
             self.ended = True
+        self.conn.flush()
         return count
