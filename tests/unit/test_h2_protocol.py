@@ -141,6 +141,24 @@ def test_connection_specific_headers_never_reach_the_wire():
     run(go())
 
 
+def test_response_header_names_are_lowercased_and_invalid_ones_refused():
+    async def app(scope, receive, send):
+        name = b"X-Bad Name" if scope["path"] == "/bad" else b"X-Mixed-Case"
+        await send({"type": "http.response.start", "status": 200, "headers": [(name, b"v")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def go():
+        async with H2Pair(app) as pair:
+            good = pair.request("/good")
+            await until(pair, lambda: ended(pair, good))
+            assert headers_of(pair, good)[b"x-mixed-case"] == b"v"
+            bad = pair.request("/bad")
+            await until(pair, lambda: ended(pair, bad))
+            assert headers_of(pair, bad)[b":status"] == b"500"
+
+    run(go())
+
+
 def test_request_body_larger_than_the_window_arrives_whole():
     async def go():
         async with H2Pair(build_app({})) as pair:
