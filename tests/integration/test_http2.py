@@ -64,6 +64,16 @@ def make_app(closed: list[str] | None = None) -> RatApp:
         finally:
             gone.append(name)
 
+    @app.sse("/news")
+    async def news(request_data: Any) -> Any:
+        return app.broadcast.subscribe("news")
+
+    @app.json("/publish/<int:n>", methods=["POST"])
+    async def publish(request_data: Any, n: int) -> Any:
+        for i in range(n):
+            app.broadcast.publish("news", {"n": i})
+        return {"published": n}
+
     return app
 
 
@@ -304,3 +314,32 @@ def test_a_stalled_stream_is_reset_after_send_timeout_and_its_sibling_flows() ->
             assert not client.closed and "flowing" not in closed
         finally:
             client.close()
+
+
+def test_broadcast_frames_reach_every_h2_stream_on_one_connection() -> None:
+    with run_live(make_app(), h2c=True) as handle:
+        client = SocketClient(handle.port)
+        try:
+            ids = [client.get("/news") for _ in range(5)]
+            client.pump(0.5)  # the five subscriptions open (their heads arrive)
+            assert httpx.post(f"{handle.url}/publish/50", timeout=5).json() == {"published": 50}
+            client.pump(5, until=lambda: all(client.body(sid).count(b"data: ") >= 50 for sid in ids))
+            for sid in ids:
+                frames = [line for line in client.body(sid).split(b"\n") if line.startswith(b"data: ")]
+                assert frames == [b'data: {"n":%d}' % i for i in range(50)], sid
+        finally:
+            client.close()
+
+
+def test_compressed_sse_over_h2_decodes_to_the_same_events(curl: str) -> None:
+    app = make_app()
+    app.enable_compression()
+    with run_live(app, h2c=True) as handle:
+        done = run_curl(
+            curl, "--http2-prior-knowledge", "--compressed", "-D", "-", f"{handle.url}/progress/z"
+        )
+        assert done.returncode == 0, done.stderr
+        head, _, body = done.stdout.partition("\n\n")  # text mode: CRLF read as LF
+        assert "content-encoding:" in head.lower()
+        frames = [line for line in body.splitlines() if line.startswith("data: ")]
+        assert frames == [f'data: {{"session":"z","progress":{n * 25}}}' for n in range(5)]
