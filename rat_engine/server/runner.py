@@ -181,11 +181,26 @@ def configure_logging(level: str) -> None:
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("rat_engine").setLevel(level.upper())
-    # uvicorn's own startup/shutdown chatter only in debug: rat_engine prints one line with the URL.
     # uvicorn's Config sets "uvicorn.error" (and .access) to log_level itself: set each one.
-    uvicorn_level = "DEBUG" if level.lower() in ("debug", "trace") else "WARNING"
     for name in ("uvicorn", "uvicorn.error", "uvicorn.asgi"):
-        logging.getLogger(name).setLevel(uvicorn_level)
+        logging.getLogger(name).setLevel(_uvicorn_level(level))
+
+
+def _uvicorn_level(level: str) -> str:
+    """uvicorn's own startup/shutdown chatter only in debug: rat_engine logs one line with the URL."""
+    return "DEBUG" if level.lower() in ("debug", "trace") else "WARNING"
+
+
+class _ReloadNotice(logging.Filter):
+    """uvicorn's reloader says "WatchFiles detected changes in 'app.py'. Reloading..." as a
+    WARNING, on every save: said here as one INFO line instead (nothing is wrong)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "detected changes" not in str(record.msg):
+            return True
+        changed = record.args[1] if isinstance(record.args, tuple) and len(record.args) > 1 else "a file"
+        logger.info("%s changed: restarting the worker", changed)
+        return False
 
 
 def server_option_names() -> frozenset[str]:
@@ -233,7 +248,7 @@ def _build_config(app: Any, host: str, port: int, log_level: str, options: dict[
         "lifespan": "on",
         "access_log": False,  # rat_engine writes its own access log (rat_engine.access)
         "log_config": None,  # keep the application's logging setup
-        "log_level": log_level,
+        "log_level": _uvicorn_level(log_level),
         "timeout_graceful_shutdown": _DEFAULT_GRACEFUL_SHUTDOWN,
         "timeout_keep_alive": 5,
         "backlog": 4096,
@@ -259,7 +274,7 @@ def serve(
     if "http" not in options:
         options["http"] = _protocol_class(options)
     config = _build_config(app, host, port, log_level, options)
-    configure_logging(log_level)  # after Config, which sets uvicorn's loggers to log_level
+    configure_logging(log_level)
     logging.getLogger("rat_engine.access").disabled = not access_log
     try:
         sock = _bind(host, port, config.backlog)
@@ -377,7 +392,7 @@ def run_with_reload(
         "loggers": {
             "rat_engine": {"level": log_level.upper()},
             "rat_engine.access": {"level": "INFO" if access_log else "CRITICAL"},
-            "uvicorn": {"level": "INFO"},
+            "uvicorn": {"level": _uvicorn_level(log_level)},
         },
     }
     config = _build_config(
@@ -387,6 +402,7 @@ def run_with_reload(
         log_level,
         {"reload": True, "reload_dirs": [os.getcwd()], "log_config": logging_config, **options},
     )
+    logging.getLogger("uvicorn.error").addFilter(_ReloadNotice())
     sock = config.bind_socket()
     scheme = "https" if config.ssl_certfile else "http"
     logger.info("serving %s on %s://%s:%d, reloading on changes", target, scheme, host, port)

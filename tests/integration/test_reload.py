@@ -65,3 +65,7 @@ def test_reload_picks_up_code_changes(tmp_path: Path):
         if proc.stdout:
             proc.stdout.close()
     assert "Traceback" not in output, output
+    # Issue 15 item 7: no uvicorn chatter below debug, and a save is news, not a warning.
+    assert "uvicorn.error" not in output, output
+    assert "WARNING" not in output, output
+    assert "reload_target.py' changed: restarting the worker" in output, output
