@@ -19,13 +19,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 STREAMS = 12
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>12 streams</title><script>
-window.counts = new Array(%d).fill(0);
-window.protocols = [];
+window.counts = new Array(STREAMS).fill(0);
 for (let i = 0; i < window.counts.length; i++) {
   const es = new EventSource('/ticks/' + i);
   es.onmessage = () => { window.counts[i] += 1; };
 }
-</script>""" % STREAMS
+</script>""".replace("STREAMS", str(STREAMS))
 
 
 def make_app() -> RatApp:
