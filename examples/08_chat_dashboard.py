@@ -34,7 +34,8 @@ async def post_message(request_data):
 
 @app.sse("/api/chat/stream")
 def chat_stream(request_data):
-    return app.broadcast.subscribe("chat", request_data["last_event_id"])
+    # A reconnect resumes after its Last-Event-ID; a new tab ("0") gets the kept history first.
+    return app.broadcast.subscribe("chat", request_data["last_event_id"] or "0")
 
 
 @app.sse("/api/dashboard/stream")
