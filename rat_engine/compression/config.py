@@ -57,9 +57,12 @@ class CompressionConfig:
         min_size: Bodies smaller than this many bytes are sent as they are (streams are
             always compressed: their size is not known in advance).
         level: 1 (fastest) to 9 (smallest); mapped onto each codec's own scale.
-        enable_gzip, enable_deflate, enable_brotli, enable_zstd, enable_lz4: which encodings
-            may be offered. brotli and zstd need ``pip install 'rat_engine[compression]'``;
-            lz4 has no HTTP content coding that browsers accept, so it is never used.
+        enable_gzip: Offer gzip.
+        enable_deflate: Offer deflate.
+        enable_brotli: Offer br (needs ``pip install 'rat_engine[compression]'``).
+        enable_zstd: Offer zstd (needs ``pip install 'rat_engine[compression]'``).
+        enable_lz4: Accepted for RAT Engine's API; lz4 has no HTTP content coding that
+            browsers accept, so it is never used.
         excluded_content_types: Content types (or prefixes ending in ``/``) never compressed,
             added to the built-in list of already-compressed types.
         excluded_extensions: File extensions (without the dot) of request paths never compressed.
