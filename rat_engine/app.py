@@ -202,47 +202,59 @@ class RatApp(RatEngineExtras):
             raise RouteError(f"{exc} [{where(func)}]") from None
 
     def html(self, rule: str, methods: Iterable[str] | str | None = None, **options: Any) -> Callable[[F], F]:
+        """A route whose ``str`` return value is an HTML page (``dict``/``list``: JSON). GET by default."""
         return self.route(rule, methods, kind="html", **options)
 
     def json(self, rule: str, methods: Iterable[str] | str | None = None, **options: Any) -> Callable[[F], F]:
+        """A route whose return value is sent as JSON (a ``str`` is JSON text already); GET and POST."""
         return self.route(rule, methods or ("GET", "POST"), kind="json", **options)
 
     def custom(
         self, rule: str, methods: Iterable[str] | str | None = None, **options: Any
     ) -> Callable[[F], F]:
+        """A route: ``str`` is sent as ``text/plain``, ``bytes`` as octet-stream, ``dict``/``list`` as JSON."""
         return self.route(rule, methods, kind="custom", **options)
 
     def file(self, rule: str, methods: Iterable[str] | str | None = None, **options: Any) -> Callable[[F], F]:
+        """A route that returns a file path or ``(path, content_type)``; sent from disk (ETag, Range)."""
         return self.route(rule, methods, kind="file", **options)
 
     def chunk(
         self, rule: str, methods: Iterable[str] | str | None = None, **options: Any
     ) -> Callable[[F], F]:
+        """A route that returns an iterable or (async) generator, sent chunked as the items arrive."""
         return self.route(rule, methods, kind="chunk", **options)
 
     def sse(self, rule: str, methods: Iterable[str] | str | None = None, **options: Any) -> Callable[[F], F]:
+        """An event stream: each yielded ``str``, ``dict``, ``bytes`` or ``SSEEvent`` is one event."""
         return self.route(rule, methods, kind="sse", **options)
 
     def sse_json(
         self, rule: str, methods: Iterable[str] | str | None = None, **options: Any
     ) -> Callable[[F], F]:
+        """An event stream with one JSON event per yielded item."""
         return self.route(rule, methods, kind="sse_json", **options)
 
     def sse_text(
         self, rule: str, methods: Iterable[str] | str | None = None, **options: Any
     ) -> Callable[[F], F]:
+        """An event stream with one text event per yielded item."""
         return self.route(rule, methods, kind="sse_text", **options)
 
     # -- hooks ----------------------------------------------------------------------------------
     def before_request(self, func: F) -> F:
+        """Run ``func()`` or ``func(request_data)`` before each handler; a non-None result answers."""
         self.hooks.add_before(func)
         return func
 
     def after_request(self, func: F) -> F:
+        """Run ``func(response)`` or ``func(request_data, response)`` after each handler."""
         self.hooks.add_after(func)
         return func
 
     def errorhandler(self, code_or_exception: int | type[BaseException]) -> Callable[[F], F]:
+        """Answer a status code, or an exception class and its subclasses, with the decorated function."""
+
         def register(func: F) -> F:
             self.hooks.add_error_handler(code_or_exception, func)
             return func
@@ -250,10 +262,12 @@ class RatApp(RatEngineExtras):
         return register
 
     def on_startup(self, func: F) -> F:
+        """Run ``func()`` (plain or async) when the server starts (the ASGI lifespan)."""
         self.hooks.startup.append(func)
         return func
 
     def on_shutdown(self, func: F) -> F:
+        """Run ``func()`` (plain or async) when the server stops (the ASGI lifespan)."""
         self.hooks.shutdown.append(func)
         return func
 
