@@ -12,12 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+# Every page of the documentation site (docs/, subfolders included) and the project README.
+DOCS = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+#: The pages the single-page guide was split into: each still holds complete programs.
+GUIDE_PAGES = ["routing.md", "responses.md", "hooks.md", "files.md", "running.md", "configuration.md"]
 
 
 def programs() -> list[tuple[str, str]]:
     found = []
     for doc in DOCS:
+        name = doc.relative_to(ROOT).as_posix()  # docs/routing.md, README.md
         blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), re.S)
         for index, block in enumerate(blocks, 1):
             if (
@@ -25,7 +29,7 @@ def programs() -> list[tuple[str, str]]:
                 and "TestClient(" in block
                 and "app.run(" not in block.replace("# app.run(", "")
             ):
-                found.append((f"{doc.name}#{index}", block))
+                found.append((f"{name}#{index}", block))
     return found
 
 
@@ -34,7 +38,9 @@ PROGRAMS = programs()
 
 def test_there_are_programs_to_run() -> None:
     assert len(PROGRAMS) >= 25
-    assert any(name.startswith("broadcast.md") for name, _ in PROGRAMS)
+    assert any(name.startswith("docs/broadcast.md#") for name, _ in PROGRAMS)
+    for page in GUIDE_PAGES:
+        assert any(name.startswith(f"docs/{page}#") for name, _ in PROGRAMS), page
 
 
 @pytest.mark.parametrize("source", [code for _, code in PROGRAMS], ids=[name for name, _ in PROGRAMS])

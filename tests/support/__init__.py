@@ -15,6 +15,7 @@
 * :mod:`support.redis_server` -- ``RedisServer`` (a real ``redis-server`` process).
 * :mod:`support.prereq` -- ``require_or_skip`` (skip, or fail under ``RAT_REQUIRE_ALL=1``).
 * :mod:`support.browser` -- ``browser_page`` (headless Chromium through Playwright).
+* :mod:`support.docs_site` -- ``build_site`` (``mkdocs build --strict``), ``serve_directory`` (static files).
 * :mod:`support.tls` -- ``certificate`` (the development certificate), ``client_context``,
   ``tls_connect`` (ALPN), ``https_request`` (raw HTTP/1.1 over TLS).
 
