@@ -95,3 +95,24 @@ def test_readme_says_how_to_run_your_own_code_with_the_venv() -> None:
     assert "rat-engine = " in (ROOT / "pyproject.toml").read_text(
         encoding="utf-8"
     )  # the console script exists
+
+
+def test_ci_builds_the_docs_site_strictly() -> None:
+    """The test run (scripts/test, so .ci/run) builds the documentation site with --strict: its
+    packages are in the test extra that scripts/setup installs, mkdocs.yml turns broken links and
+    anchors into warnings, and tests/test_docs_site.py builds with --strict and fails on any."""
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "optional-dependencies"
+    ]
+    names = {re.split(r"[\[<>=!~; ]", spec, maxsplit=1)[0].lower() for spec in extras["test"]}
+    assert {"mkdocs", "mkdocs-material", "mkdocstrings"} <= names, names
+    assert "'.[test]'" in (ROOT / "scripts" / "setup").read_text(encoding="utf-8")
+    config = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
+    assert re.search(r"^strict: true$", config, re.M)
+    for check in ("omitted_files", "absolute_links", "unrecognized_links", "anchors"):
+        assert re.search(rf"^  {check}: warn$", config, re.M), check
+    assert '"build", "--strict"' in (ROOT / "tests" / "support" / "docs_site.py").read_text(encoding="utf-8")
+    site_test = (ROOT / "tests" / "test_docs_site.py").read_text(encoding="utf-8")
+    assert "build_site(" in site_test and '"WARNING" not in output' in site_test
