@@ -1,5 +1,5 @@
 """What a newcomer sees on start and stop: rat_engine's one line with the URL, not uvicorn's
-chatter (docs/guide.md promises uvicorn's lines only at log_level="debug")."""
+chatter (docs/running.md promises uvicorn's lines only at log_level="debug")."""
 
 from __future__ import annotations
 
