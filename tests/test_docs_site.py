@@ -80,6 +80,10 @@ def test_api_reference_is_generated_from_docstrings(site: Path) -> None:
         assert f'id="rat_engine.RatApp.{name}"' in app, name
     assert "Register the decorated function for" in app
     assert "stream_body" in app
+    # Dataclass fields documented with Sphinx's #: comments are listed with their meaning.
+    settings = _html(site, "reference/settings/index.html")
+    assert 'id="rat_engine.Limits.max_body_size"' in settings
+    assert "Request bodies above this many bytes get 413" in settings
     for page in sorted((site / "reference").rglob("index.html")):
         text = page.read_text(encoding="utf-8")
         assert ":class:`" not in text and ":meth:`" not in text, page  # Sphinx roles became code
