@@ -183,7 +183,7 @@ class RatApp(RatEngineExtras):
             methods = (methods,)  # one method, not its letters
         method_list = tuple(m.upper() for m in (methods or ("GET",)))
         try:
-            plan = describe_callable(func, compile_rule(rule).param_names, inline)
+            plan = describe_callable(func, compile_rule(rule), inline, stream_body=stream_body)
             endpoint = Endpoint(
                 func,
                 kind,

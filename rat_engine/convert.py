@@ -20,6 +20,8 @@ sse*       anything -> an event stream (``sse``, ``sse_json``, ``sse_text``)
 route      like html (Flask's habit for a str), JSON for dict/list
 =========  ==============================================================================
 
+A typed value (a pydantic model, an msgspec ``Struct``, an attrs class or a dataclass) is JSON
+from every non-streaming kind, as a dict is (see :mod:`rat_engine._json` for how it encodes).
 A :class:`Response` is passed through untouched; ``None`` is 204 except for json.
 """
 
@@ -93,6 +95,8 @@ def _body_response(body: Any, kind: RouteKind, content_type: str | None) -> Resp
             return Response(body, media_type=content_type or "application/json")
         return JSONResponse(body, media_type=content_type)
     if isinstance(body, (dict, list)):
+        return Response(_json.dumps(body), media_type=content_type or "application/json")
+    if kind != "file" and _json.is_record(body):
         return Response(_json.dumps(body), media_type=content_type or "application/json")
     if body is None:
         return Response(b"", 204)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from http import HTTPStatus
+from typing import Any
 
-__all__ = ["HTTPException", "RouteError", "StreamLimitExceeded"]
+__all__ = ["HTTPException", "RequestValidationError", "RouteError", "StreamLimitExceeded"]
 
 
 class HTTPException(Exception):
@@ -46,3 +47,18 @@ class StreamLimitExceeded(HTTPException):
 
     def __init__(self, detail: str, status_code: int = 503, retry_after: int = 1) -> None:
         super().__init__(status_code, detail, {"retry-after": str(retry_after)})
+
+
+class RequestValidationError(HTTPException):
+    """The request does not match the handler's annotations: answered with 422 before the
+    handler runs (a stream that cannot start answers 422 too, never a 200 stream).
+
+    The body is ``{"error": "validation failed", "status": 422, "detail": errors}``, ``errors``
+    in FastAPI's shape: one ``{"type", "loc", "msg", "input"}`` per bad field, ``loc`` starting
+    with where it was read (``"path"``, ``"query"`` or ``"body"``). ``@app.errorhandler(422)``
+    or ``@app.errorhandler(RequestValidationError)`` may answer differently (``exc.errors``).
+    """
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(422, "validation failed")
+        self.errors = errors

@@ -23,9 +23,19 @@ manual-formatting example expects.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeVar  # a default (PEP 696): a bare SSEEvent is SSEEvent[Any]
+
+    D = TypeVar("D", default=Any)
+else:
+    from typing import TypeVar
+
+    D = TypeVar("D")
 
 from .. import _json
 
@@ -67,8 +77,11 @@ class PreEncoded:
 
 
 @dataclass(frozen=True, slots=True)
-class SSEEvent:
+class SSEEvent(Generic[D]):
     """One event with every SSE field settable.
+
+    Generic in its data for annotations (``AsyncIterator[SSEEvent[Token]]`` documents a
+    stream's items in OpenAPI); the runtime class is the same for every ``D``.
 
     Args:
         data: ``str`` is sent as text (multi-line allowed); anything else is JSON-encoded.
@@ -83,11 +96,16 @@ class SSEEvent:
             not a non-negative int; these would otherwise inject or lose fields on the wire.
     """
 
-    data: Any = None
+    data: D | None = None
     event: str | None = None
     id: str | int | None = None
     retry: int | None = None
     comment: str | None = None
+
+    def __class_getitem__(cls, item: Any) -> Any:
+        # types.GenericAlias, not typing's: calling ``SSEEvent[T](...)`` then works on a frozen
+        # slotted class (typing's alias fails setting __orig_class__ there on Python 3.11).
+        return types.GenericAlias(cls, item)
 
     def __post_init__(self) -> None:
         if self.event is not None:
@@ -115,13 +133,15 @@ class SSEEvent:
             parts.append(f"id: {self.id}\n")
         if self.retry is not None:
             parts.append(f"retry: {self.retry}\n")
-        if self.data is not None:
-            if isinstance(self.data, str):
-                text = self.data
-            elif isinstance(self.data, (bytes, bytearray, memoryview)):
-                text = bytes(self.data).decode("utf-8")
+        data: Any = self.data
+        if data is not None:
+            text: str
+            if isinstance(data, str):
+                text = data
+            elif isinstance(data, (bytes, bytearray, memoryview)):
+                text = bytes(data).decode("utf-8")
             else:
-                text = (data_encoder or _json.dumps_str)(self.data)
+                text = (data_encoder or _json.dumps_str)(data)
             parts.append(_data_lines(text))
         parts.append("\n")
         return "".join(parts).encode("utf-8")

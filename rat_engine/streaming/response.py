@@ -49,7 +49,8 @@ class StreamContext:
 
 
 def _plain_chunk(item: Any) -> bytes | None:
-    """``@app.chunk`` items: bytes as is, str as UTF-8, dict/list as one JSON line."""
+    """``@app.chunk`` items: bytes as is, str as UTF-8, dict/list and typed records (models,
+    dataclasses) as one JSON line."""
     if item is None:
         return None
     if isinstance(item, bytes):
@@ -58,7 +59,9 @@ def _plain_chunk(item: Any) -> bytes | None:
         return bytes(item)
     if isinstance(item, str):
         return item.encode("utf-8")
-    return _json.dumps(item) + b"\n" if isinstance(item, (dict, list)) else str(item).encode("utf-8")
+    if isinstance(item, (dict, list)) or _json.is_record(item):
+        return _json.dumps(item) + b"\n"
+    return str(item).encode("utf-8")
 
 
 def _no_error_chunk(exc: BaseException) -> bytes | None:
