@@ -128,10 +128,15 @@ class BroadcastSettings:
     max_backlog: int = 256
     #: ``drop_oldest``, ``disconnect`` or ``coalesce``.
     policy: str = "drop_oldest"
+    #: ``"replicated"``: ``publish`` returns once a Redis replica has the message (``WAIT``);
+    #: None or ``"none"``: Redis's asynchronous replication. The URL's ``?durability=`` wins.
+    durability: str | None = None
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"unknown broadcast policy {self.policy!r}; use one of {POLICIES}")
+        if self.durability not in (None, "none", "replicated"):
+            raise ValueError(f"unknown broadcast durability {self.durability!r}; use 'none' or 'replicated'")
 
 
 #: RAT-style flat keyword -> (settings object, field).
@@ -157,6 +162,7 @@ FLAT_OPTIONS: Mapping[str, tuple[str, str]] = {
     "broadcast_history_ttl": ("broadcast", "history_ttl"),
     "broadcast_max_backlog": ("broadcast", "max_backlog"),
     "broadcast_policy": ("broadcast", "policy"),
+    "broadcast_durability": ("broadcast", "durability"),
 }
 
 #: Keywords of ``RatApp()`` itself, so a near miss of those is caught too.

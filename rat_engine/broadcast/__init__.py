@@ -1,6 +1,6 @@
 """Publish/subscribe with replay (``app.broadcast``); see :mod:`rat_engine.broadcast.hub`."""
 
-from .base import BroadcastBackend, BroadcastUnavailable, Message
+from .base import BroadcastBackend, BroadcastNotReplicated, BroadcastUnavailable, Message
 from .hub import Broadcast, create_backend
 from .subscription import POLICIES, RESYNC_EVENT, Subscription
 
@@ -9,6 +9,7 @@ __all__ = [
     "RESYNC_EVENT",
     "Broadcast",
     "BroadcastBackend",
+    "BroadcastNotReplicated",
     "BroadcastUnavailable",
     "Message",
     "Subscription",

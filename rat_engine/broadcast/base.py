@@ -8,7 +8,7 @@ from typing import Any
 
 from ..sse.event import PreEncoded, SSEEvent
 
-__all__ = ["BroadcastBackend", "BroadcastUnavailable", "Message", "ReplayResult"]
+__all__ = ["BroadcastBackend", "BroadcastNotReplicated", "BroadcastUnavailable", "Message", "ReplayResult"]
 
 
 class Message(PreEncoded):
@@ -57,7 +57,15 @@ Deliver = Callable[[Message], None]
 
 class BroadcastUnavailable(ConnectionError):
     """The broker cannot be reached: the message was not published. At the HTTP edge it is a
-    503 with ``Retry-After`` (and one log line), so a publishing route needs no handler for it."""
+    503 with ``Retry-After`` (and one log line), so a publishing route needs no handler for it.
+    Behind Redis Sentinel it is also what a publish raises, within a second or two, while no
+    primary is known (between a primary's death and a replica's promotion)."""
+
+
+class BroadcastNotReplicated(BroadcastUnavailable):
+    """``durability="replicated"``: the primary stored the message (live subscribers may have it
+    already) but no replica confirmed it in time, so a failover could lose it. The publish
+    counts as failed; publishing it again makes a second message with a new id."""
 
 
 class BroadcastBackend(ABC):
@@ -89,6 +97,10 @@ class BroadcastBackend(ABC):
     @abstractmethod
     async def replay(self, channel: str, last_event_id: str) -> ReplayResult:
         """History of ``channel`` after ``last_event_id``, oldest first."""
+
+    def stats(self) -> dict[str, Any]:
+        """Broker figures for ``app.stats()["broadcast"]`` (none for in-process backends)."""
+        return {}
 
     @staticmethod
     @abstractmethod

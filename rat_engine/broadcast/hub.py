@@ -1,8 +1,9 @@
 """Publish/subscribe with replay: ``app.broadcast.publish(channel, data, event=...)`` anywhere,
 ``app.broadcast.subscribe(channel, last_event_id)`` in a stream.
 
-The backend is chosen by URL: ``memory://`` (one process, the default) or ``redis://...``
-(many processes and machines; imported only when used). Each process keeps its own local
+The backend is chosen by URL: ``memory://`` (one process, the default) or ``redis://...``,
+``redis+sentinel://...``, ``redis+cluster://...`` (many processes and machines; imported only
+when used). Each process keeps its own local
 subscribers; a message arriving from the backend is encoded once and handed to each of them.
 Every message gets a per-channel monotonic id, so a client reconnecting with ``Last-Event-ID``
 gets what it missed, in order, exactly once; if that is older than the history, it gets a
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 from ..settings import POLICIES
 from .base import BroadcastBackend, BroadcastUnavailable, Message, ReplayResult
 from .memory import MemoryBackend
+from .redis_config import DURABILITIES, is_redis_url
 from .subscription import Subscription
 
 logger = logging.getLogger(__name__)
@@ -31,19 +33,32 @@ T = TypeVar("T")
 _STARTUP_PING_TIMEOUT = 3.0
 
 
-def create_backend(url: str, history: int, history_ttl: float | None) -> BroadcastBackend:
-    """``memory://`` or ``redis://host:port/db`` (also ``rediss://``, ``unix://``)."""
+def create_backend(
+    url: str, history: int, history_ttl: float | None, durability: str | None = None
+) -> BroadcastBackend:
+    """``memory://``, or ``redis://host:port/db`` (also ``rediss://``, ``unix://``),
+    ``redis+sentinel://host:port,.../<service>/<db>``, ``redis+cluster://host:port,.../``
+    (see :mod:`rat_engine.broadcast.redis_config`). ``durability``: ``"none"`` or
+    ``"replicated"`` (Redis only)."""
+    if durability is not None and durability not in DURABILITIES:
+        raise ValueError(f"unknown broadcast durability {durability!r}; use one of {DURABILITIES}")
     scheme = url.split("://", 1)[0].lower()
     if scheme == "memory":
+        if durability == "replicated":
+            raise ValueError(
+                "broadcast durability 'replicated' needs a Redis backend with replicas, not memory://"
+            )
         return MemoryBackend(history, history_ttl)
-    if scheme in ("redis", "rediss", "unix", "valkey"):
+    if is_redis_url(url):
         try:
             from .redis import RedisBackend  # optional dependency: imported only when asked for
         except ImportError as exc:
             raise RuntimeError(f"{url!r} needs the redis package: pip install 'rat_engine[redis]'") from exc
 
-        return RedisBackend(url.replace("valkey://", "redis://", 1), history, history_ttl)
-    raise ValueError(f"unknown broadcast backend URL {url!r} (use memory:// or redis://...)")
+        return RedisBackend(url, history, history_ttl, durability=durability)
+    raise ValueError(
+        f"unknown broadcast backend URL {url!r} (use memory://, redis://, redis+sentinel:// or redis+cluster://)"
+    )
 
 
 class Broadcast:
@@ -55,6 +70,8 @@ class Broadcast:
         history_ttl: Seconds a message stays replayable (None: only the count limits it).
         max_backlog: Default per-subscriber backlog before the slow-subscriber policy applies.
         policy: Default slow-subscriber policy: ``drop_oldest``, ``disconnect`` or ``coalesce``.
+        durability: ``"replicated"``: ``publish`` returns once a Redis replica has the message
+            (the URL's ``?durability=`` wins over this); None or ``"none"``: it does not wait.
     """
 
     def __init__(
@@ -65,16 +82,18 @@ class Broadcast:
         history_ttl: float | None = None,
         max_backlog: int = 256,
         policy: str = "drop_oldest",
+        durability: str | None = None,
     ) -> None:
         if policy not in POLICIES:
             raise ValueError(f"unknown slow-subscriber policy {policy!r}; use one of {POLICIES}")
         self.url = url
-        self.backend = create_backend(url, history, history_ttl)
+        self.backend = create_backend(url, history, history_ttl, durability)
         self.max_backlog = max_backlog
         self.policy = policy
         self.published = 0
         self.delivered = 0
         self.dropped = 0
+        self.publish_failures = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started: asyncio.Future[None] | None = None
         self._subscribers: dict[str, set[Subscription]] = {}
@@ -131,7 +150,11 @@ class Broadcast:
     async def apublish(self, channel: str, data: Any, event: str | None = None) -> str:
         """Publish from async code; returns the message id."""
         await self.start()
-        message = await self.backend.publish(channel, event, data)
+        try:
+            message = await self.backend.publish(channel, event, data)
+        except BroadcastUnavailable:
+            self.publish_failures += 1
+            raise
         self.published += 1
         return message.id
 
@@ -180,6 +203,10 @@ class Broadcast:
             "published_total": self.published,
             "delivered_total": self.delivered,
             "dropped_total": self.dropped,
+            "publish_failures_total": self.publish_failures,
+            # Redis: topology, node (the primary in use), durability, reconnects_total,
+            # failovers_total, last_interruption_seconds.
+            **self.backend.stats(),
         }
 
     # -- used by Subscription -----------------------------------------------------------------

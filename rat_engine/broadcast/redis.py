@@ -1,24 +1,36 @@
-"""``redis://``: many processes and machines share channels through Redis (or Valkey).
+"""``redis://``, ``redis+sentinel://``, ``redis+cluster://``: many processes and machines share
+channels through Redis (or Valkey). The URL forms are in :mod:`.redis_config`.
 
 Design:
 
 * History and ids live in a Redis **Stream** per channel (``XADD`` with exact ``MAXLEN`` and,
   with a TTL, ``MINID``: approximate trimming would keep whole blocks past the configured
   history). Ids are stream ids (``<ms>-<seq>``): monotonic per channel, also across Redis
-  restarts that lost data (they are time based).
+  restarts and failovers that lost data (they are time based; the machines' clocks must agree).
 * Live delivery is **pub/sub**: publishing is one Lua script (``XADD`` then ``PUBLISH`` of
   ``"<id> <payload>"``), so the live copy and the stored copy carry the same id, atomically.
-* Each process holds one pub/sub connection and subscribes to the channels its local clients
-  use. Before subscribing it notes the stream's last id; when Redis confirms the subscription
-  the reader delivers anything stored after that id (``XRANGE``), so nothing published while
-  the ``SUBSCRIBE`` was in flight is lost. The same happens after a reconnect (backoff 0.1 s
-  doubling to 2 s, stale pooled connections dropped): subscribers resume without duplicates
-  and without losing what Redis kept.
+  On a Cluster the stream and the live channel of a channel share a hash slot (``{channel}``
+  in both keys) and the script uses ``SPUBLISH`` (sharded pub/sub, :mod:`.redis_live`).
+* Each process holds one live feed and subscribes to the channels its local clients use.
+  Before subscribing it notes the stream's last id; when Redis confirms the subscription the
+  reader delivers anything stored after that id (``XRANGE``), so nothing published while the
+  ``SUBSCRIBE`` was in flight is lost. The same happens after a reconnect (backoff 0.1 s
+  doubling to 2 s, 0.5 s behind sentinels or a cluster; stale pooled connections dropped):
+  subscribers resume without duplicates and without losing what Redis kept. Behind sentinels
+  the reconnect goes to whichever primary they name, so a failover is a reconnect to another
+  node: it is counted and logged with how long live delivery was interrupted. The sentinels
+  are also asked every few seconds, so a primary that was replaced while its connection stayed
+  open is left too.
+* ``durability="replicated"``: the script and ``WAIT 1 <timeout>`` go out together on one
+  connection; ``publish`` returns once a replica has the message, else raises
+  :class:`BroadcastNotReplicated`. Without it Redis replicates asynchronously: a failover can
+  lose what the old primary acknowledged last (docs/scaling.md).
 * Replay for ``Last-Event-ID`` is ``XRANGE`` after that id. If the id is no longer an entry of
   the stream (trimmed away, or never issued because Redis lost its data), the replay reports a
   gap and the client gets ``resync``: conservative, never a silent loss.
-* Publishing while Redis is down raises ``BroadcastUnavailable`` (a ``ConnectionError``) in the
-  publisher, a 503 at the HTTP edge; nothing crashes. Unreachable at startup: a warning.
+* Publishing while Redis (or any primary) is unreachable raises ``BroadcastUnavailable`` (a
+  ``ConnectionError``) in the publisher, a 503 at the HTTP edge; nothing crashes. A publish is
+  never retried by redis-py: a retry after a lost reply could publish the message twice.
 """
 
 from __future__ import annotations
@@ -29,43 +41,57 @@ import logging
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .. import _json
-from .base import BroadcastBackend, BroadcastUnavailable, Deliver, Message, ReplayResult
+from .base import (
+    BroadcastBackend,
+    BroadcastNotReplicated,
+    BroadcastUnavailable,
+    Deliver,
+    Message,
+    ReplayResult,
+)
+from .redis_clients import RedisClients
+from .redis_config import parse_target, safe_url
+from .redis_live import LiveFeed, PubSubFeed, ShardedFeed
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RedisBackend"]
+__all__ = ["RedisBackend", "safe_url"]
 
 _PUBLISH = """
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'p', ARGV[2])
 if ARGV[3] ~= '' then redis.call('XTRIM', KEYS[1], 'MINID', ARGV[3]) end
-redis.call('PUBLISH', KEYS[2], id .. ' ' .. ARGV[2])
+redis.call(ARGV[4], KEYS[2], id .. ' ' .. ARGV[2])
 return id
 """
 _DISCONNECTS = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
-
-
-def safe_url(url: str) -> str:
-    """``url`` without its password, for log lines."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    return f"{scheme}{sep}{'***@' if at else ''}{host}"
+#: Also "the broker cannot take this publish now": a read-only replica, a cluster without a
+#: primary for the slot (ClusterDownError, SlotNotCoveredError, ...).
+_UNAVAILABLE = (*_DISCONNECTS, ReadOnlyError, RedisClusterException)
+#: Seconds between two questions to the sentinels about who the primary is.
+_PRIMARY_CHECK_INTERVAL = 2.0
 
 
 class RedisBackend(BroadcastBackend):
     def __init__(
-        self, url: str, history: int = 1000, history_ttl: float | None = None, prefix: str = "rat"
+        self,
+        url: str,
+        history: int = 1000,
+        history_ttl: float | None = None,
+        prefix: str = "rat",
+        durability: str | None = None,
     ) -> None:
+        self.target = parse_target(url, durability)
         self.url = url
         self.history = max(1, history)
         self.history_ttl = history_ttl
         self.prefix = prefix
-        self._client: aioredis.Redis | None = None
-        self._pubsub: Any = None
+        self._clients: RedisClients | None = None
+        self._feed: LiveFeed | None = None
         self._script: Any = None
         self._deliver: Deliver | None = None
         self._channels: set[str] = set()
@@ -74,19 +100,30 @@ class RedisBackend(BroadcastBackend):
         self._reader: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._sharded = self.target.kind == "cluster"
+        self._max_delay = 2.0 if self.target.kind == "single" else 0.5
+        #: The server the live feed reads from ("host:port"), as of its last (re)connect.
+        self._node = ""
+        self._next_primary_check = 0.0
         self.reconnects = 0
+        self.failovers = 0
+        self.last_interruption: float | None = None
 
     def _stream_key(self, channel: str) -> str:
-        return f"{self.prefix}:stream:{channel}"
+        return f"{self.prefix}:stream:{{{channel}}}" if self._sharded else f"{self.prefix}:stream:{channel}"
 
     def _live_key(self, channel: str) -> str:
-        return f"{self.prefix}:live:{channel}"
+        return f"{self.prefix}:live:{{{channel}}}" if self._sharded else f"{self.prefix}:live:{channel}"
+
+    def _channel_of(self, live_key: str) -> str:
+        channel = live_key[len(self.prefix) + len(":live:") :]
+        return channel[1:-1] if self._sharded else channel
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def connect(self, deliver: Deliver) -> None:
         self._deliver = deliver
-        self._client = aioredis.from_url(self.url, socket_connect_timeout=2, health_check_interval=10)
-        self._script = self._client.register_script(_PUBLISH)
+        self._clients = RedisClients(self.target)
+        self._script = self._clients.client.register_script(_PUBLISH)
         self._wanted = asyncio.Event()
         self._lock = asyncio.Lock()
         self._reader = asyncio.get_running_loop().create_task(self._read_forever())
@@ -97,45 +134,73 @@ class RedisBackend(BroadcastBackend):
             with contextlib.suppress(BaseException):
                 await self._reader
             self._reader = None
-        await self._close_pubsub()
-        if self._client is not None:
-            with contextlib.suppress(*_DISCONNECTS):
-                await self._client.aclose()
-            self._client = None
+        await self._close_feed()
+        if self._clients is not None:
+            await self._clients.close()
+            self._clients = None
 
     async def ping(self) -> None:
-        assert self._client is not None, "connect() first"
+        assert self._clients is not None, "connect() first"
         try:
-            await self._client.ping()
-        except _DISCONNECTS as exc:
-            raise BroadcastUnavailable(f"{safe_url(self.url)} unreachable: {exc}") from None
+            await self._clients.client.ping()
+        except _UNAVAILABLE as exc:
+            raise BroadcastUnavailable(f"{self.target.describe()} unreachable: {exc}") from None
+
+    def stats(self) -> dict[str, Any]:
+        node = self._node if self._feed is not None else ""
+        return {
+            "topology": self.target.kind,
+            "node": node or (self._clients.node() if self._clients is not None else ""),
+            "durability": self.target.durability,
+            "reconnects_total": self.reconnects,
+            "failovers_total": self.failovers,
+            "last_interruption_seconds": self.last_interruption,
+        }
 
     # -- publish ------------------------------------------------------------------------------
     async def publish(self, channel: str, event: str | None, data: Any) -> Message:
-        assert self._script is not None, "connect() first"
+        assert self._clients is not None and self._script is not None, "connect() first"
         payload = _json.dumps_str({"e": event, "d": data})
         min_id = f"{int((time.time() - self.history_ttl) * 1000)}-0" if self.history_ttl else ""
+        keys = [self._stream_key(channel), self._live_key(channel)]
+        args = [self.history, payload, min_id, "SPUBLISH" if self._sharded else "PUBLISH"]
         try:
-            raw_id = await self._script(
-                keys=[self._stream_key(channel), self._live_key(channel)],
-                args=[self.history, payload, min_id],
-            )
-        except _DISCONNECTS as exc:
-            raise BroadcastUnavailable(f"{safe_url(self.url)} unreachable, not published: {exc}") from None
+            if self.target.replicated:
+                raw_id, replicas = await self._clients.eval_and_wait(
+                    _PUBLISH, keys, args, self.target.replica_timeout
+                )
+            else:
+                raw_id, replicas = await self._script(keys=keys, args=args), None
+        except _UNAVAILABLE as exc:
+            raise BroadcastUnavailable(self._unavailable(exc)) from None
         message_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+        if replicas is not None and replicas < 1:
+            raise BroadcastNotReplicated(
+                f"message {message_id} on {channel!r} was stored by the primary but no replica "
+                f"confirmed it within {self.target.replica_timeout:g}s (durability=replicated); "
+                "a failover could lose it"
+            )
         key = self.sort_key(message_id)
         assert key is not None
         return Message(channel, message_id, event, data, key)
 
+    def _unavailable(self, exc: BaseException) -> str:
+        if type(exc).__name__ == "MasterNotFoundError":
+            return (
+                f"no primary known for {self.target.service!r} by the sentinels of "
+                f"{self.target.describe()} (failover in progress?), not published"
+            )
+        return f"{self.target.describe()} unreachable, not published: {exc}"
+
     # -- subscribe ----------------------------------------------------------------------------
     async def subscribe(self, channel: str) -> None:
-        assert self._client is not None
+        assert self._clients is not None
         # Note where the stream is now: when Redis confirms the subscription, the reader
         # delivers what was stored after this point (published while SUBSCRIBE was in flight).
         try:
-            newest: Any = await self._client.xrevrange(self._stream_key(channel), count=1)
+            newest: Any = await self._clients.client.xrevrange(self._stream_key(channel), count=1)
             start = newest[0][0].decode() if newest else "0-0"
-        except _DISCONNECTS:
+        except _UNAVAILABLE:
             # Redis is down: accept the subscriber anyway (a browser's EventSource never retries
             # a non-200 answer). Stream ids are wall-clock milliseconds, so "now" marks the point
             # after which messages are delivered once Redis is back.
@@ -143,21 +208,21 @@ class RedisBackend(BroadcastBackend):
         self._last_seen.setdefault(channel, (start, self.sort_key(start) or (0, 0)))
         self._channels.add(channel)
         async with self._lock:
-            if self._pubsub is not None:
-                with contextlib.suppress(*_DISCONNECTS):
-                    await self._pubsub.subscribe(self._live_key(channel))
+            if self._feed is not None:
+                with contextlib.suppress(*_UNAVAILABLE):
+                    await self._feed.add(self._live_key(channel))
         self._wanted.set()
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
         self._last_seen.pop(channel, None)
         async with self._lock:
-            if self._pubsub is not None:
-                with contextlib.suppress(*_DISCONNECTS):
-                    await self._pubsub.unsubscribe(self._live_key(channel))
+            if self._feed is not None:
+                with contextlib.suppress(*_UNAVAILABLE):
+                    await self._feed.remove(self._live_key(channel))
 
     async def replay(self, channel: str, last_event_id: str) -> ReplayResult:
-        assert self._client is not None
+        assert self._clients is not None
         key = self.sort_key(last_event_id)
         if key is None:
             return ReplayResult([], True)
@@ -166,7 +231,9 @@ class RedisBackend(BroadcastBackend):
             return ReplayResult(messages, False)  # "0": the whole history, by request
         # Trimming removes from the head, so if the client's own last message is still stored,
         # everything after it is too. If it is gone (or was never issued), some may be missing.
-        own: Any = await self._client.xrange(self._stream_key(channel), min=last_event_id, max=last_event_id)
+        own: Any = await self._clients.client.xrange(
+            self._stream_key(channel), min=last_event_id, max=last_event_id
+        )
         return ReplayResult(messages, not own)
 
     @staticmethod
@@ -177,56 +244,109 @@ class RedisBackend(BroadcastBackend):
         except ValueError:
             return None
 
-    # -- the reader: live messages, reconnects and gap filling --------------------------------
+    # -- the reader: live messages, reconnects, failovers and gap filling ----------------------
     async def _read_forever(self) -> None:
         delay = 0.1
-        down_since: float | None = None
+        lost_at: float | None = None
+        lost_node = ""
         while True:
             try:
                 if not self._channels:
                     self._wanted.clear()
                     await self._wanted.wait()
-                if self._pubsub is None:
-                    await self._open_pubsub()
-                message = await self._pubsub.get_message(timeout=1.0)
-                if message is None:
+                if self._feed is None:
+                    await self._open_feed()
+                assert self._feed is not None
+                await self._check_primary()
+                event = await self._feed.next(timeout=1.0)
+                if event is None:
                     continue
-                kind = message.get("type")
+                kind, key, data = event
                 if kind == "message":
-                    self._handle_live(message)
-                elif kind == "subscribe":
-                    await self._fill_gap(self._channel_of(message))
-                if down_since is not None:
-                    logger.warning("redis broadcast reconnected after %.1fs", time.monotonic() - down_since)
-                    down_since = None
+                    self._handle_live(self._channel_of(key), data)
+                else:
+                    await self._fill_gap(self._channel_of(key))
+                if lost_at is not None:
+                    self._recovered(lost_at, lost_node)
+                    lost_at = None
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
-            except _DISCONNECTS as exc:
-                if down_since is None:
-                    down_since = time.monotonic()
-                    logger.warning("redis broadcast connection lost (%s); reconnecting", exc)
-                await self._close_pubsub()
-                if self._client is not None:
-                    # Pooled connections from before the outage are dead: start afresh.
-                    with contextlib.suppress(Exception):
-                        await self._client.connection_pool.disconnect()
+            except _UNAVAILABLE as exc:
+                if lost_at is None:
+                    lost_at = time.monotonic()
+                    # The server the feed read from; if it never connected, the one last reached.
+                    lost_node = self._node or (self._clients.node() if self._clients is not None else "")
+                    logger.warning(
+                        "redis broadcast connection lost (%s: %s); reconnecting",
+                        lost_node or self.target.describe(),
+                        exc,
+                    )
+                await self._start_afresh()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, self._max_delay)
             except Exception:
                 logger.exception("redis broadcast reader failed; restarting it")
-                await self._close_pubsub()
+                await self._start_afresh()
                 await asyncio.sleep(delay)
 
-    async def _open_pubsub(self) -> None:
-        assert self._client is not None
+    def _recovered(self, lost_at: float, lost_node: str) -> None:
+        took = time.monotonic() - lost_at
+        self.reconnects += 1
+        self.last_interruption = took
+        if lost_node and self._node and lost_node != self._node:
+            self.failovers += 1
+            logger.warning(
+                "redis broadcast failover: primary %s -> %s; live delivery interrupted for %.2fs "
+                "(what was published meanwhile came from the stream)",
+                lost_node,
+                self._node,
+                took,
+            )
+        else:
+            logger.warning("redis broadcast reconnected after %.1fs", took)
+
+    async def _open_feed(self) -> None:
+        assert self._clients is not None
         async with self._lock:
-            pubsub = self._client.pubsub()
-            channels = sorted(self._channels)
-            if channels:
-                await pubsub.subscribe(*(self._live_key(c) for c in channels))
-            self._pubsub = pubsub
-            self.reconnects += 1
+            feed: LiveFeed = (
+                ShardedFeed(self._clients.client) if self._sharded else PubSubFeed(self._clients.client)
+            )
+            try:
+                await feed.open(self._live_key(c) for c in self._channels)
+            except BaseException:
+                await feed.close()
+                raise
+            self._feed = feed
+            self._node = feed.node() or self._node
+            self._next_primary_check = time.monotonic() + _PRIMARY_CHECK_INTERVAL
+
+    async def _check_primary(self) -> None:
+        """Behind sentinels: leave a primary they no longer name (its connection may be open)."""
+        if (
+            self._clients is None
+            or self._clients.sentinel is None
+            or time.monotonic() < self._next_primary_check
+        ):
+            return
+        self._next_primary_check = time.monotonic() + _PRIMARY_CHECK_INTERVAL
+        try:
+            named = await self._clients.primary_address()
+        except _UNAVAILABLE:
+            return  # no answer is no news: keep the connection that works
+        if self._node and named != self._node:
+            raise RedisConnectionError(f"the sentinels name {named} as the primary now")
+
+    async def _start_afresh(self) -> None:
+        await self._close_feed()
+        if self._clients is not None:
+            # Pooled connections from before the outage are dead (or lead to a replaced primary).
+            await self._clients.reset()
+
+    async def _close_feed(self) -> None:
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            await feed.close()
 
     async def _fill_gap(self, channel: str) -> None:
         """Deliver what the stream holds after the last id this process delivered."""
@@ -236,19 +356,7 @@ class RedisBackend(BroadcastBackend):
         for message in await self._entries_after(channel, last[0]):
             self._emit(message)
 
-    def _channel_of(self, raw: dict[str, Any]) -> str:
-        live_key = raw["channel"].decode() if isinstance(raw["channel"], bytes) else raw["channel"]
-        return str(live_key)[len(self._live_key("")) :]
-
-    async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-
-    def _handle_live(self, raw: dict[str, Any]) -> None:
-        channel = self._channel_of(raw)
-        data = raw["data"].decode() if isinstance(raw["data"], bytes) else raw["data"]
+    def _handle_live(self, channel: str, data: str) -> None:
         message_id, _, payload = data.partition(" ")
         self._emit(self._decode(channel, message_id, payload))
 
@@ -261,8 +369,10 @@ class RedisBackend(BroadcastBackend):
             self._deliver(message)
 
     async def _entries_after(self, channel: str, message_id: str) -> list[Message]:
-        assert self._client is not None
-        entries: Any = await self._client.xrange(self._stream_key(channel), min="(" + message_id, max="+")
+        assert self._clients is not None
+        entries: Any = await self._clients.client.xrange(
+            self._stream_key(channel), min="(" + message_id, max="+"
+        )
         return [self._from_entry(channel, entry_id, fields) for entry_id, fields in entries or ()]
 
     def _from_entry(self, channel: str, entry_id: Any, fields: dict[Any, Any]) -> Message:

@@ -331,6 +331,7 @@ def test_close_unsubscribes_and_stops_deliveries() -> None:
             "published_total": 0,
             "delivered_total": 0,
             "dropped_total": 0,
+            "publish_failures_total": 0,
         }
         await broadcast.apublish("c", 2)
         assert subscription.take() == []

@@ -1,0 +1,159 @@
+"""The redis-py clients behind a :class:`~.redis_config.RedisTarget`, and the few questions that
+depend on its shape: which node is the primary, how to start afresh after an outage, and how
+to run the publishing script and ``WAIT`` on one connection.
+
+No client retries by itself (``Retry(NoBackoff(), 0)``): a publish whose reply was lost may
+have run, and running it again would publish the message twice. The reader reconnects on its
+own schedule (:mod:`.redis`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AskError, MovedError
+
+from .redis_config import RedisTarget
+
+__all__ = ["RedisClients"]
+
+#: Seconds to wait for a TCP connection to a Redis server, and for a sentinel's answer.
+CONNECT_TIMEOUT = 2.0
+SENTINEL_TIMEOUT = 0.5
+
+
+def _no_retry() -> Retry:
+    return Retry(NoBackoff(), 0)
+
+
+class RedisClients:
+    """``client`` runs commands (a plain, sentinel-managed or cluster client); ``sentinel`` is
+    redis-py's ``Sentinel`` for the sentinel form, else None."""
+
+    def __init__(self, target: RedisTarget) -> None:
+        self.target = target
+        self.sentinel: Any = None
+        #: Cluster with durability: one plain client per primary for "script + WAIT".
+        self._node_clients: dict[tuple[str, int], Any] = {}
+        common: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT, "retry": _no_retry()}
+        if target.kind == "single":
+            self.client: Any = aioredis.from_url(target.redis_url, health_check_interval=10, **common)
+        elif target.kind == "sentinel":
+            from redis.asyncio.sentinel import Sentinel
+
+            self.sentinel = Sentinel(  # type: ignore[no-untyped-call]
+                list(target.hosts),
+                sentinel_kwargs={
+                    "socket_connect_timeout": SENTINEL_TIMEOUT,
+                    "socket_timeout": SENTINEL_TIMEOUT,
+                    "retry": _no_retry(),
+                    **target.sentinel_options(),
+                },
+            )
+            self.client = self.sentinel.master_for(
+                target.service,
+                db=target.db,
+                health_check_interval=10,
+                **common,
+                **target.connection_options(),
+            )
+        else:
+            from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+            self.client = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
+                **common,
+                **target.connection_options(),
+            )
+
+    # -- which node -------------------------------------------------------------------------------
+    def node(self) -> str:
+        """The primary this process last reached (``host:port``; the primaries for a cluster)."""
+        if self.target.kind == "cluster":
+            with contextlib.suppress(Exception):
+                return ",".join(sorted(node.name for node in self.client.get_primaries()))
+            return ""
+        pool = self.client.connection_pool
+        if self.target.kind == "sentinel":
+            address = pool.master_address
+            return f"{address[0]}:{address[1]}" if address else ""
+        kwargs = pool.connection_kwargs
+        return str(kwargs["path"]) if kwargs.get("path") else f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+    async def primary_address(self) -> str:
+        """The primary the sentinels name now (raises ``MasterNotFoundError`` when none)."""
+        host, port = await self.sentinel.discover_master(self.target.service)
+        return f"{host}:{port}"
+
+    # -- outages ------------------------------------------------------------------------------------
+    async def reset(self) -> None:
+        """Drop pooled connections (they lead to a dead or replaced server); for a cluster,
+        read the slot map again."""
+        with contextlib.suppress(Exception):
+            if self.target.kind == "cluster":
+                await self.client.nodes_manager.initialize()
+            else:
+                await self.client.connection_pool.disconnect()
+        for client in self._node_clients.values():
+            with contextlib.suppress(Exception):
+                await client.connection_pool.disconnect()
+
+    async def close(self) -> None:
+        clients = [self.client, *self._node_clients.values()]
+        self._node_clients.clear()
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+        if self.sentinel is not None:
+            with contextlib.suppress(Exception):
+                await self.sentinel.aclose()
+
+    # -- durability -----------------------------------------------------------------------------------
+    async def eval_and_wait(
+        self, script: str, keys: Sequence[str], args: Sequence[Any], timeout: float
+    ) -> tuple[Any, int]:
+        """Run ``script`` then ``WAIT 1 <timeout>`` on the same connection (``WAIT`` counts the
+        replicas that have this connection's writes); returns the script's result and that count."""
+        if self.target.kind != "cluster":
+            return await _eval_and_wait(self.client, script, keys, args, timeout)
+        for attempt in (1, 2):
+            node = self.client.get_node_from_key(keys[0])
+            try:
+                return await _eval_and_wait(
+                    self._node_client(node.host, node.port), script, keys, args, timeout
+                )
+            except (MovedError, AskError):
+                # The slot moved (a failover, a resharding): the script did not run; read the
+                # slot map again and go to the new owner once.
+                if attempt == 2:
+                    raise
+                await self.client.nodes_manager.initialize()
+        raise AssertionError("unreachable")
+
+    def _node_client(self, host: str, port: int) -> Any:
+        client = self._node_clients.get((host, port))
+        if client is None:
+            client = self._node_clients[(host, port)] = aioredis.Redis(
+                host=host,
+                port=port,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                health_check_interval=10,
+                retry=_no_retry(),
+                **self.target.connection_options(),
+            )
+        return client
+
+
+async def _eval_and_wait(
+    client: Any, script: str, keys: Sequence[str], args: Sequence[Any], timeout: float
+) -> tuple[Any, int]:
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.eval(script, len(keys), *keys, *args)
+        pipe.execute_command("WAIT", 1, max(1, round(timeout * 1000)))
+        result, replicas = await pipe.execute()
+    return result, int(replicas)
