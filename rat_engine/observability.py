@@ -9,7 +9,10 @@
   ``rat_streams_rejected_total``, ``rat_stream_events_sent_total``, ``rat_stream_bytes_sent_total``,
   ``rat_streams_closed_total{reason}`` (client, finished, shutdown, send_timeout, max_duration);
 * ``rat_broadcast_published_total``, ``rat_broadcast_delivered_total``,
-  ``rat_broadcast_dropped_total``, ``rat_broadcast_subscribers``.
+  ``rat_broadcast_dropped_total``, ``rat_broadcast_subscribers``,
+  ``rat_broadcast_publish_failures_total``; with Redis also ``rat_broadcast_primary{node}``
+  (the primary in use), ``rat_broadcast_reconnects_total``, ``rat_broadcast_failovers_total``
+  and ``rat_broadcast_last_interruption_seconds``.
 
 ``app.enable_status_page("/_status")`` serves a page listing open streams, events/s and
 bytes/s, updated once a second over SSE, with charts of the last five minutes per route (inline
@@ -132,7 +135,47 @@ class Metrics:
             metric(
                 "rat_broadcast_subscribers", "gauge", "Local subscriptions.", [("", broadcast["subscribers"])]
             )
+            _broker_metrics(metric, broadcast)
         return "\n".join(out) + "\n"
+
+
+def _broker_metrics(metric: Any, broadcast: dict[str, Any]) -> None:
+    """Publish failures, and for a Redis backend its primary, reconnects and failovers."""
+    metric(
+        "rat_broadcast_publish_failures_total",
+        "counter",
+        "Publishes refused because the broker was unavailable (or, with durability=replicated, "
+        "no replica confirmed them).",
+        [("", broadcast.get("publish_failures_total", 0))],
+    )
+    if "failovers_total" not in broadcast:
+        return
+    node = str(broadcast.get("node") or "").replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    metric(
+        "rat_broadcast_primary",
+        "gauge",
+        "The broker node in use (its node label).",
+        [(f'{{node="{node}"}}', 1)],
+    )
+    metric(
+        "rat_broadcast_reconnects_total",
+        "counter",
+        "Times the live connection to the broker came back after it was lost.",
+        [("", broadcast["reconnects_total"])],
+    )
+    metric(
+        "rat_broadcast_failovers_total",
+        "counter",
+        "Reconnects that found another primary.",
+        [("", broadcast["failovers_total"])],
+    )
+    if broadcast.get("last_interruption_seconds") is not None:
+        metric(
+            "rat_broadcast_last_interruption_seconds",
+            "gauge",
+            "How long live delivery stopped at the last reconnect or failover.",
+            [("", round(broadcast["last_interruption_seconds"], 3))],
+        )
 
 
 def _number(value: float) -> str:
