@@ -137,6 +137,15 @@ class Router(Generic[T]):
         entries = list(self._static.values()) + self._dynamic
         return [(e.compiled.rule, tuple(e.methods)) for e in entries]
 
+    def routes(self) -> list[tuple[str, T, CompiledRule]]:
+        """Every ``(method, endpoint, compiled rule)`` in registration order of their shapes."""
+        entries = list(self._static.values()) + self._dynamic
+        return [
+            (method, endpoint, compiled)
+            for e in entries
+            for method, (endpoint, compiled) in e.methods.items()
+        ]
+
 
 def _pick(entry: _RuleEntry[T], method: str, values: tuple[str, ...], allowed: set[str]) -> Match[T] | None:
     found = entry.methods.get(method)
