@@ -104,6 +104,8 @@ class RedisBackend(BroadcastBackend):
         self._max_delay = 2.0 if self.target.kind == "single" else 0.5
         #: The server the live feed reads from ("host:port"), as of its last (re)connect.
         self._node = ""
+        #: Channels of the feed's last (re)open whose subscription Redis has not confirmed yet.
+        self._unconfirmed: set[str] = set()
         self._next_primary_check = 0.0
         self.reconnects = 0
         self.failovers = 0
@@ -150,7 +152,7 @@ class RedisBackend(BroadcastBackend):
         node = self._node if self._feed is not None else ""
         return {
             "topology": self.target.kind,
-            "node": node or (self._clients.node() if self._clients is not None else ""),
+            "node": node or self._clients_node(),
             "durability": self.target.durability,
             "reconnects_total": self.reconnects,
             "failovers_total": self.failovers,
@@ -262,11 +264,14 @@ class RedisBackend(BroadcastBackend):
                 if event is None:
                     continue
                 kind, key, data = event
+                channel = self._channel_of(key)
                 if kind == "message":
-                    self._handle_live(self._channel_of(key), data)
+                    self._handle_live(channel, data)
                 else:
-                    await self._fill_gap(self._channel_of(key))
-                if lost_at is not None:
+                    await self._fill_gap(channel)
+                    self._unconfirmed.discard(channel)
+                if lost_at is not None and not self._unconfirmed & self._channels:
+                    # Every channel is subscribed again and its gap filled: delivery is back.
                     self._recovered(lost_at, lost_node)
                     lost_at = None
                 delay = 0.1
@@ -276,7 +281,7 @@ class RedisBackend(BroadcastBackend):
                 if lost_at is None:
                     lost_at = time.monotonic()
                     # The server the feed read from; if it never connected, the one last reached.
-                    lost_node = self._node or (self._clients.node() if self._clients is not None else "")
+                    lost_node = self._node or self._clients_node()
                     logger.warning(
                         "redis broadcast connection lost (%s: %s); reconnecting",
                         lost_node or self.target.describe(),
@@ -318,8 +323,14 @@ class RedisBackend(BroadcastBackend):
                 await feed.close()
                 raise
             self._feed = feed
-            self._node = feed.node() or self._node
+            self._unconfirmed = set(self._channels)
+            # A cluster's identity is its set of primaries (a failover replaces one of them);
+            # otherwise the server the feed reads from.
+            self._node = (self._clients_node() if self._sharded else feed.node()) or self._node
             self._next_primary_check = time.monotonic() + _PRIMARY_CHECK_INTERVAL
+
+    def _clients_node(self) -> str:
+        return self._clients.node() if self._clients is not None else ""
 
     async def _check_primary(self) -> None:
         """Behind sentinels: leave a primary they no longer name (its connection may be open)."""

@@ -17,6 +17,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import AskError, MovedError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .redis_config import RedisTarget
 
@@ -133,6 +135,12 @@ class RedisClients:
                 if attempt == 2:
                     raise
                 await self.client.nodes_manager.initialize()
+            except (ConnectionError, RedisConnectionError, RedisTimeoutError):
+                # The node is gone: the next publish asks the cluster who owns the slot now
+                # (this client bypasses RedisCluster, which would have done so itself).
+                with contextlib.suppress(Exception):
+                    await self.client.nodes_manager.initialize()
+                raise
         raise AssertionError("unreachable")
 
     def _node_client(self, host: str, port: int) -> Any:
