@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..sse.event import PreEncoded, SSEEvent
 
@@ -52,7 +51,12 @@ class ReplayResult:
         self.gap = gap
 
 
-Deliver = Callable[[Message], None]
+class Deliver(Protocol):
+    """Hands a message to this process's subscribers of its channel. ``catch_up=True``: one of
+    a burst a backend fills in after a reconnect; like a replay it is bounded by the history, so
+    a subscriber's backlog bound does not drop it (a failover's gap can exceed the backlog)."""
+
+    def __call__(self, message: Message, catch_up: bool = False) -> None: ...
 
 
 class BroadcastUnavailable(ConnectionError):

@@ -240,12 +240,12 @@ class Broadcast:
     def sort_key(self, message_id: str) -> tuple[int, ...] | None:
         return self.backend.sort_key(message_id)
 
-    def _deliver(self, message: Message) -> None:
+    def _deliver(self, message: Message, catch_up: bool = False) -> None:
         subscribers = self._subscribers.get(message.channel)
         if not subscribers:
             return
         for subscription in tuple(subscribers):
-            subscription.deliver(message)
+            subscription.deliver(message, catch_up)
         self.delivered += len(subscribers)
 
     # -- loop plumbing --------------------------------------------------------------------------

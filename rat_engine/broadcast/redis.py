@@ -365,19 +365,19 @@ class RedisBackend(BroadcastBackend):
         if channel not in self._channels or last is None:
             return
         for message in await self._entries_after(channel, last[0]):
-            self._emit(message)
+            self._emit(message, catch_up=True)
 
     def _handle_live(self, channel: str, data: str) -> None:
         message_id, _, payload = data.partition(" ")
         self._emit(self._decode(channel, message_id, payload))
 
-    def _emit(self, message: Message) -> None:
+    def _emit(self, message: Message, catch_up: bool = False) -> None:
         last = self._last_seen.get(message.channel)
         if last is not None and message.sort_key <= last[1]:
             return  # already delivered (gap filling overlaps live delivery)
         self._last_seen[message.channel] = (message.id, message.sort_key)
         if self._deliver is not None:
-            self._deliver(message)
+            self._deliver(message, catch_up)
 
     async def _entries_after(self, channel: str, message_id: str) -> list[Message]:
         assert self._clients is not None

@@ -128,11 +128,13 @@ class Subscription(ChunkSource):
         self.broadcast._detach(self)
 
     # -- producer side (the broadcast, on the event loop) -------------------------------------
-    def deliver(self, message: Message) -> None:
+    def deliver(self, message: Message, catch_up: bool = False) -> None:
+        """``catch_up``: filled in from the backend's history after a reconnect, so bounded by
+        it as a replay is: the backlog bound does not apply."""
         if self._replaying:
             self._pending.append(message)  # live messages wait until the replay is queued
             return
-        self._accept(message)
+        self._accept(message, replay=catch_up)
 
     def _accept(self, message: Message, replay: bool = False) -> None:
         # Replay and live delivery overlap; ids make every message arrive exactly once, in order.

@@ -99,6 +99,24 @@ def test_the_backlog_never_exceeds_max_backlog() -> None:
 # -- disconnect -----------------------------------------------------------------------------------
 
 
+def test_a_catch_up_burst_is_bounded_by_the_history_not_the_backlog() -> None:
+    """After a reconnect (a failover) a backend fills the gap from its history in one burst: no
+    subscriber may lose those messages to its backlog bound."""
+
+    async def test(broadcast: Broadcast) -> None:
+        subscriptions = {p: broadcast.subscribe("c", max_backlog=3, policy=p) for p in POLICIES}
+        for subscription in subscriptions.values():
+            await subscription.open()
+        messages = [Message("c", str(n), None, {"n": n}, (n,)) for n in range(1, 11)]
+        for message in messages:
+            broadcast._deliver(message, catch_up=True)
+        for policy, subscription in subscriptions.items():
+            assert [e.id for e in taken(subscription)] == [m.id for m in messages], policy
+            assert subscription.dropped == 0 and not subscription.finished
+
+    run(test)
+
+
 def test_disconnect_ends_the_subscription_when_the_backlog_overflows() -> None:
     async def test(broadcast: Broadcast) -> None:
         subscription = broadcast.subscribe("c", max_backlog=3, policy="disconnect")
