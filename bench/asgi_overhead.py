@@ -1,6 +1,6 @@
 """Framework cost per request with no server and no sockets: call each ASGI app directly.
 
-    bench/.venv/bin/python bench/asgi_overhead.py [--requests 20000] [--runs 5]
+    bench/.venv/bin/python bench/asgi_overhead.py [--requests 20000] [--runs 5] [--only rat_engine]
 
 Each app from bench/apps/ is called ``requests`` times in a uvloop loop with a prebuilt scope,
 a receive() that returns an empty body and a send() that drops the messages; the median of
@@ -23,13 +23,18 @@ from typing import Any
 APPS = Path(__file__).resolve().parent / "apps"
 sys.path.insert(0, str(APPS))
 
+#: (name, app module, BENCH_VARIANT, query string). The two query rows price typed parameters:
+#: the same request to an unannotated handler and to one whose ``q: str``/``limit: int`` are read
+#: from the query string.
 CASES = [
-    ("raw ASGI", "raw_asgi_json", None),
-    ("rat_engine inline", "rat_json", "inline"),
-    ("rat_engine async", "rat_json", "async"),
-    ("rat_engine sync", "rat_json", "sync"),
-    ("Starlette", "starlette_json", None),
-    ("FastAPI", "fastapi_json", None),
+    ("raw ASGI", "raw_asgi_json", None, b""),
+    ("rat_engine inline", "rat_json", "inline", b""),
+    ("rat_engine async", "rat_json", "async", b""),
+    ("rat_engine sync", "rat_json", "sync", b""),
+    ("rat_engine inline, ?q=rat&limit=5 unread", "rat_json", "inline", b"q=rat&limit=5"),
+    ("rat_engine inline typed, ?q=rat&limit=5 read", "rat_json", "typed", b"q=rat&limit=5"),
+    ("Starlette", "starlette_json", None, b""),
+    ("FastAPI", "fastapi_json", None, b""),
 ]
 
 
@@ -40,7 +45,7 @@ def load(module: str, variant: str | None) -> Any:
     return importlib.import_module(module).app
 
 
-def scope() -> dict[str, Any]:
+def scope(query: bytes = b"") -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -52,13 +57,13 @@ def scope() -> dict[str, Any]:
         "root_path": "",
         "path": "/json",
         "raw_path": b"/json",
-        "query_string": b"",
+        "query_string": query,
         "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"wrk"), (b"accept", b"*/*")],
         "state": {},
     }
 
 
-async def measure(app: Any, requests: int) -> float:
+async def measure(app: Any, requests: int, query: bytes = b"") -> float:
     sent: list[Any] = []
 
     async def receive() -> dict[str, Any]:
@@ -68,12 +73,12 @@ async def measure(app: Any, requests: int) -> float:
         sent.append(message)
 
     for _ in range(200):  # warm-up
-        await app(scope(), receive, send)
+        await app(scope(query), receive, send)
     assert any(m.get("status") == 200 for m in sent), sent[:2]
     start = time.perf_counter()
     for _ in range(requests):
         sent.clear()
-        await app(scope(), receive, send)
+        await app(scope(query), receive, send)
     return (time.perf_counter() - start) / requests * 1e6
 
 
@@ -81,6 +86,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=20000)
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument(
+        "--only", default="", help="run only the rows whose name contains this (raw ASGI always runs)"
+    )
     args = p.parse_args()
     if not (1 <= args.requests <= 1_000_000 and 1 <= args.runs <= 50):
         p.error("--requests 1..1e6, --runs 1..50")
@@ -89,9 +97,11 @@ def main() -> None:
     import uvloop
 
     results: dict[str, float] = {}
-    for name, module, variant in CASES:
+    for name, module, variant, query in CASES:
+        if args.only not in name and module != "raw_asgi_json":
+            continue
         app = load(module, variant)
-        times = [uvloop.run(measure(app, args.requests)) for _ in range(args.runs)]
+        times = [uvloop.run(measure(app, args.requests, query)) for _ in range(args.runs)]
         results[name] = statistics.median(times)
     floor = results["raw ASGI"]
     print(

@@ -79,6 +79,9 @@ class Endpoint:
     async def call(self, request_data: dict[str, Any], params: dict[str, Any], executor: Executor) -> Any:
         plan = self.plan
         if plan.binder is not None:
+            if plan.call_style == "direct":  # no second coroutine for the common typed case
+                args = (request_data,) if plan.pass_request else ()
+                return self.func(*args, **plan.binder.bind(request_data, params))
             return await self._call_bound(plan.binder, request_data, params, executor)
         args = (request_data,) if plan.pass_request else ()
         if plan.accepted is not None and params:
@@ -171,7 +174,7 @@ def describe_callable(
         if (
             p.default is p.empty
             and p.name not in param_names
-            and p.name not in hints
+            and (p.name not in hints or p.name.startswith("_"))
             and not (pass_request and p is positional[0])
         ):
             raise RouteError(

@@ -11,6 +11,9 @@ annotated parameter is read from the request:
 * any other annotated keyword parameter is read from the query string (``q: str = ""``,
   ``limit: int = 10``, ``tags: list[str] = []``); without a default it is required.
 
+A parameter whose name starts with ``_`` is never read from the request (the idiom
+``def handler(request_data, _index: int = index)`` captures a value, it asks for nothing).
+
 An unannotated parameter behaves exactly as before annotations counted: a handler without
 annotations gets no binder at all, so it costs nothing per request.
 """
@@ -33,6 +36,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["Binder", "ParamSpec", "plan_parameters"]
 
 Source = Literal["path", "query", "body"]
+_ABSENT: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +87,8 @@ class Binder:
             query = request_data["query_params"]
             for spec, check in self.query:
                 name = spec.name
-                if spec.many:
-                    value: Any = query.getlist(name)
-                    present = bool(value)
-                else:
-                    present = name in query
-                    value = query[name] if present else None
-                if present:
+                value: Any = query.getlist(name) if spec.many else query.get(name, _ABSENT)
+                if value is not _ABSENT and (value or not spec.many):
                     converted = check(value, ("query", name), errors)
                     if converted is not INVALID:
                         kwargs[name] = converted
@@ -146,8 +145,8 @@ def plan_parameters(
     body: tuple[ParamSpec, BodyReader] | None = None
     name_of = getattr(func, "__qualname__", repr(func))
     for p in parameters:
-        if p.name not in hints:
-            continue
+        if p.name not in hints or (p.name.startswith("_") and p.name not in converters):
+            continue  # unannotated, or private (``_index: int = index`` captures a value)
         annotation = hints[p.name]
         required = p.default is p.empty
         default = None if required else p.default

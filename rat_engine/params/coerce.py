@@ -87,7 +87,7 @@ def _check_int(value: Any, loc: Loc, errors: Errors) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
-        if _INT.match(value):
+        if (value.isascii() and value.isdigit()) or _INT.match(value):  # isdigit: the common case, fast
             return int(value)
         return error(
             errors,

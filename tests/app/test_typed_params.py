@@ -421,12 +421,17 @@ def test_unannotated_handlers_behave_as_before() -> None:
     def dictreq(data: dict[str, Any]) -> dict[str, Any]:
         return {"path": data["path"]}
 
+    @app.json("/captured")
+    def captured(request_data: Any, _index: int = 7) -> dict[str, int]:  # a captured value, not a parameter
+        return {"index": _index}
+
     with TestClient(app) as client:
         assert client.get("/kw?q=rat&limit=5").json() == {"q": "", "limit": 10, "query": "rat"}
         assert client.get("/items/42").json() == {"item_id": "42"}
         assert client.get("/anyreq?q=x").json() == {"method": "GET", "q": "x"}
         assert client.get("/dictreq").json() == {"path": "/dictreq"}
-    for path in ("/kw", "/items/1"):
+        assert client.get("/captured?_index=x").json() == {"index": 7}
+    for path in ("/kw", "/items/1", "/captured"):
         assert app.router.match("GET", path).endpoint.plan.binder is None  # type: ignore[union-attr]
     inline = RatApp()
     inline.json("/x", inline=True)(lambda request_data: {})
