@@ -24,7 +24,6 @@ from .logs import configure_logging, server_level
 from .middleware import CORSMiddleware, Middleware
 from .observability import Metrics, install_metrics, install_status_page
 from .openapi import OpenAPI, install_openapi
-from .openapi import OpenAPI, install_openapi
 from .routing import Router, compile_rule
 from .settings import ROUTE_STREAM_OPTIONS, BroadcastSettings, Limits, StreamSettings, resolve_options
 from .streaming.registry import ConnectionManager
@@ -329,21 +328,6 @@ class RatApp(RatEngineExtras):
     def enable_status_page(self, path: str = "/_status") -> None:
         """Serve a live page of open streams and throughput at ``path`` (SSE at ``path/stream``)."""
         install_status_page(self, path)
-
-    def enable_openapi(
-        self,
-        path: str = "/openapi.json",
-        docs: str | None = "/docs",
-        *,
-        title: str | None = None,
-        version: str = "0.1.0",
-        **options: Any,
-    ) -> OpenAPI:
-        """Serve an OpenAPI 3.2 document of every route at ``path`` and Swagger UI at ``docs``
-        (its files from the ``rat_engine[openapi]`` extra, never a CDN; None: no page).
-        ``title`` defaults to the app's name; ``description=`` and ``docs_assets=`` (another
-        Swagger UI folder) pass through (see :mod:`rat_engine.openapi`)."""
-        return install_openapi(self, path, docs, title=title or self.name, version=version, **options)
 
     def enable_openapi(
         self,
