@@ -36,7 +36,7 @@ def register(app: RatApp) -> None:
         yield {"type": "init", "session_id": session_id}
         async for message in subscription:
             yield message
-            if message.data.get("type") == "completed":
+            if isinstance(message.data, dict) and message.data.get("type") == "completed":
                 return
 
     @app.json("/api/uploads/<session_id>", methods=["POST"], stream_body=True, max_body_size=MAX_UPLOAD)
