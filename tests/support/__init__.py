@@ -13,6 +13,9 @@
 * :mod:`support.core_app` -- the core HTTP test app (routing, request_data, return values, files).
 * :mod:`support.malformed` -- a small strict app and the hypothesis generator of malformed requests.
 * :mod:`support.redis_server` -- ``RedisServer`` (a real ``redis-server`` process).
+* :mod:`support.redis_sentinel` -- ``sentinel_setup`` (a primary, replicas and three sentinels,
+  ready once the sentinels know each other and the replicas).
+* :mod:`support.redis_cluster` -- ``cluster_setup`` (three primaries from ``redis-cli --cluster create``).
 * :mod:`support.prereq` -- ``require_or_skip`` (skip, or fail under ``RAT_REQUIRE_ALL=1``).
 * :mod:`support.browser` -- ``browser_page`` (headless Chromium through Playwright).
 * :mod:`support.docs_site` -- ``build_site`` (``mkdocs build --strict``), ``serve_directory`` (static files).
