@@ -275,6 +275,7 @@ h1{margin:.2rem 0 .3rem;line-height:1.25}
 .legend b{font-weight:600;font-variant-numeric:tabular-nums}
 .totals{display:flex;flex-wrap:wrap;gap:.3rem 2rem;color:var(--muted)}
 .totals b{color:var(--ink);font-variant-numeric:tabular-nums}
+.totals[hidden]{display:none}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.92rem}
 td,th{padding:.25rem .7rem;border-bottom:1px solid #eee;text-align:left;white-space:nowrap}
@@ -304,6 +305,9 @@ five minutes, split by route.</p>
 <p class="totals"><span>events sent <b id="events">-</b></span><span>bytes sent <b id="bytes">-</b></span>
 <span>streams opened <b id="opened">-</b></span><span>refused <b id="rejected">-</b></span>
 <span>closed <b id="closed">-</b></span></p>
+<p class="totals" id="broker" hidden><span>broker <b id="broker-node">-</b></span>
+<span>reconnects <b id="broker-reconnects">-</b></span><span>failovers <b id="broker-failovers">-</b></span>
+<span>publish failures <b id="broker-failures">-</b></span></p>
 <h2>Open streams</h2>
 <div class="scroll"><table><thead><tr><th>id</th><th>route</th><th>client</th><th>kind</th>
 <th class="num">age s</th><th class="num">events</th><th class="num">bytes</th></tr></thead>
@@ -452,6 +456,14 @@ es.addEventListener('status', (e) => {
   text('opened', s.opened_total);
   text('rejected', s.rejected_total);
   text('closed', Object.entries(s.close_reasons).map(([k, v]) => k + ' ' + v).join(', ') || '0');
+  const broker = s.broadcast && 'failovers_total' in s.broadcast ? s.broadcast : null;
+  document.getElementById('broker').hidden = broker === null;
+  if (broker) {
+    text('broker-node', broker.node || 'not connected');
+    text('broker-reconnects', broker.reconnects_total);
+    text('broker-failovers', broker.failovers_total);
+    text('broker-failures', broker.publish_failures_total);
+  }
   const body = document.getElementById('streams');
   body.replaceChildren(...s.streams.map((st) => {
     const tr = document.createElement('tr');
