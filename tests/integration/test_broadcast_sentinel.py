@@ -36,6 +36,7 @@ FAILOVER_APP = BROADCAST_APP_MODULE.replace(
     '\n\nif __name__ == "__main__":',
     """
 app.enable_metrics("/metrics")
+app.enable_status_page("/_status")
 
 
 @app.json("/broadcast-stats")
@@ -192,6 +193,9 @@ def test_failover_delivers_every_acknowledged_publish_once_in_order(
 
             stats = [httpx.get(f"{s.url}/broadcast-stats", timeout=5).json() for s in (a, b)]
             metrics = [httpx.get(f"{s.url}/metrics", timeout=5).text for s in (a, b)]
+            with HttpSSE(f"{a.url}/_status/stream") as status:
+                status_broker = status.next_event(5).json()["broadcast"]
+            assert 'id="broker"' in httpx.get(f"{a.url}/_status", timeout=5).text
         finally:
             publisher.halt.set()
             for reader in readers:
@@ -208,6 +212,7 @@ def test_failover_delivers_every_acknowledged_publish_once_in_order(
     assert failed, "no publish failed: the primary was not down while publishing"
     assert all(status == 503 for _, _, status, _ in failed), failed[:5]
     assert max(seconds for _, _, _, seconds in failed) < 2.5, "a failed publish was slow"
+    assert status_broker["node"] == f"127.0.0.1:{new_port}" and status_broker["failovers_total"] == 1
     for server, figures, text in zip((a, b), stats, metrics, strict=True):
         output = server.output()
         assert "Traceback" not in output, output[-3000:]
