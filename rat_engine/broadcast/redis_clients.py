@@ -27,6 +27,9 @@ __all__ = ["RedisClients"]
 #: Seconds to wait for a TCP connection to a Redis server, and for a sentinel's answer.
 CONNECT_TIMEOUT = 2.0
 SENTINEL_TIMEOUT = 0.5
+#: Seconds a command may wait for its reply (plus ``replica_timeout`` for ``WAIT``): a primary
+#: that stopped answering (a partition, a frozen machine) fails a publish instead of hanging it.
+COMMAND_TIMEOUT = 5.0
 
 
 def _no_retry() -> Retry:
@@ -42,7 +45,11 @@ class RedisClients:
         self.sentinel: Any = None
         #: Cluster with durability: one plain client per primary for "script + WAIT".
         self._node_clients: dict[tuple[str, int], Any] = {}
-        common: dict[str, Any] = {"socket_connect_timeout": CONNECT_TIMEOUT, "retry": _no_retry()}
+        common: dict[str, Any] = {
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "socket_timeout": COMMAND_TIMEOUT + target.replica_timeout,
+            "retry": _no_retry(),
+        }
         if target.kind == "single":
             self.client: Any = aioredis.from_url(target.redis_url, health_check_interval=10, **common)
         elif target.kind == "sentinel":
@@ -150,6 +157,7 @@ class RedisClients:
                 host=host,
                 port=port,
                 socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=COMMAND_TIMEOUT + self.target.replica_timeout,
                 health_check_interval=10,
                 retry=_no_retry(),
                 **self.target.connection_options(),

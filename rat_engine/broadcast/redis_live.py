@@ -87,6 +87,9 @@ class PubSubFeed(LiveFeed):
         await self._pubsub.unsubscribe(key)
 
     async def next(self, timeout: float) -> LiveEvent | None:
+        if self._pubsub.connection is None:  # opened without channels: nothing to read yet
+            await asyncio.sleep(timeout)
+            return None
         return _event(await self._pubsub.get_message(timeout=timeout))
 
     async def close(self) -> None:

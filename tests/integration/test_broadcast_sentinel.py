@@ -297,3 +297,62 @@ async def _take(subscription: Any, count: int, timeout: float) -> Any:
     iterator = subscription.__aiter__()
     for _ in range(count):
         yield await asyncio.wait_for(iterator.__anext__(), timeout)
+
+
+def test_a_primary_that_stops_answering_is_left_for_the_promoted_one(tmp_path: Path) -> None:
+    """SIGSTOP (by PID): the primary's connections stay open but nothing answers, as in a network
+    partition or a frozen machine. The sentinels promote the replica; the process must notice by
+    asking them, since its own connection never fails."""
+    import asyncio
+    import os
+
+    from rat_engine.broadcast import Broadcast
+
+    with sentinel_setup(tmp_path / "redis", replicas=1) as setup:
+        old_port = setup.primary_port()
+        old = setup.server_on(old_port)
+
+        async def scenario() -> dict[str, Any]:
+            broadcast = Broadcast(setup.url())
+            await broadcast.start()
+            subscription = broadcast.subscribe("news")
+            await subscription.open()
+            iterator = subscription.__aiter__()
+            try:
+                first = await broadcast.apublish("news", "before")
+                assert (await asyncio.wait_for(iterator.__anext__(), 5)).id == first
+                assert old.pid is not None
+                os.kill(old.pid, signal.SIGSTOP)
+                try:
+                    stopped_at = time.monotonic()
+                    new_port = await asyncio.to_thread(setup.wait_promoted, old_port)
+                    promoted = time.monotonic() - stopped_at
+                    while broadcast.stats()["failovers_total"] == 0 and time.monotonic() - stopped_at < 20:
+                        await asyncio.sleep(0.05)
+                    left_after = time.monotonic() - stopped_at
+                    after = await broadcast.apublish("news", "after")
+                    delivered = await asyncio.wait_for(iterator.__anext__(), 5)
+                finally:
+                    os.kill(old.pid, signal.SIGCONT)
+                return {
+                    "promoted": promoted,
+                    "left_after": left_after,
+                    "new_port": new_port,
+                    "after": after,
+                    "delivered": delivered.id,
+                    "stats": broadcast.stats(),
+                }
+            finally:
+                subscription.close()
+                await broadcast.stop()
+
+        result = asyncio.run(scenario())
+
+    print(
+        f"\nprimary stopped answering; promoted after {result['promoted']:.2f}s, "
+        f"left by the process after {result['left_after']:.2f}s"
+    )
+    assert result["delivered"] == result["after"]
+    assert result["stats"]["node"] == f"127.0.0.1:{result['new_port']}"
+    assert result["stats"]["failovers_total"] == 1
+    assert result["left_after"] - result["promoted"] < 3.5  # asked every 2 s
