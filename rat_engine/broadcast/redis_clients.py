@@ -16,13 +16,24 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import AskError, MovedError
+from redis.exceptions import AskError, MovedError, ReadOnlyError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .redis_config import RedisTarget
 
-__all__ = ["RedisClients"]
+__all__ = ["UNAVAILABLE", "RedisClients"]
+
+#: "The broker cannot do this now": a lost or refused connection, a timeout, a read-only
+#: replica, a cluster without a primary for the slot (ClusterDownError, SlotNotCoveredError, ...).
+UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    OSError,
+    ReadOnlyError,
+    RedisClusterException,
+)
 
 #: Seconds to wait for a TCP connection to a Redis server, and for a sentinel's answer.
 CONNECT_TIMEOUT = 2.0
