@@ -169,7 +169,10 @@ def test_cluster_failover_of_a_channels_primary(tmp_path: Path) -> None:
 
     acked, received = result["acked"], [i for _, i in result["received"]]
     assert result["killed_at"] and len(acked) >= 200, (len(acked), result["failures"])
-    assert received == acked, "every publish that returned, once, in order"
+    assert_strictly_increasing(received)  # once each, in order
+    # Every publish that returned is there (one that failed may have been delivered all the
+    # same: its primary ran it and died before the reply left).
+    assert [i for i in received if i in set(acked)] == acked
     times = [result["killed_at"]] + [t for t, _ in result["received"] if t >= result["killed_at"]]
     silence = max(b - a for a, b in zip(times, times[1:], strict=False))
     stats = result["stats"]
