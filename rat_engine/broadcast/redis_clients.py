@@ -105,10 +105,16 @@ class RedisClients:
         kwargs = pool.connection_kwargs
         return str(kwargs["path"]) if kwargs.get("path") else f"{kwargs.get('host')}:{kwargs.get('port')}"
 
-    async def primary_address(self) -> str:
-        """The primary the sentinels name now (raises ``MasterNotFoundError`` when none)."""
-        host, port = await self.sentinel.discover_master(self.target.service)
-        return f"{host}:{port}"
+    async def primary_now(self) -> str | None:
+        """Who is primary now, asked afresh: the node the sentinels name (``MasterNotFoundError``
+        when none), a cluster's primaries from a new slot map; None for one Redis."""
+        if self.sentinel is not None:
+            host, port = await self.sentinel.discover_master(self.target.service)
+            return f"{host}:{port}"
+        if self.target.kind == "cluster":
+            await self.client.nodes_manager.initialize()
+            return self.node()
+        return None
 
     # -- outages ------------------------------------------------------------------------------------
     async def reset(self) -> None:

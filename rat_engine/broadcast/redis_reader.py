@@ -11,9 +11,9 @@ feed, with backoff (0.1 s doubling to 2 s; 0.5 s at most behind sentinels or a c
 the next attempt may find the promoted replica). The new feed goes to whichever primary the
 sentinels or the cluster name now; if that is another node, the reconnect is a failover:
 counted, and logged with how long live delivery was interrupted (from the loss to every channel
-being subscribed again with its gap filled). Behind sentinels the reader also asks them every
-2 s who the primary is, and leaves a primary they no longer name even if its connection stayed
-open (a partition, a frozen machine).
+being subscribed again with its gap filled). Behind sentinels or on a cluster the reader also
+asks every 2 s who the primary is (the sentinels; the cluster's slot map), and leaves a primary
+that is not one any more even if its connection stayed open (a partition, a frozen machine).
 """
 
 from __future__ import annotations
@@ -197,16 +197,17 @@ class LiveReader:
             self._next_primary_check = time.monotonic() + PRIMARY_CHECK_INTERVAL
 
     async def _check_primary(self) -> None:
-        """Behind sentinels: leave a primary they no longer name (its connection may be open)."""
-        if self._clients.sentinel is None or time.monotonic() < self._next_primary_check:
+        """Behind sentinels or on a cluster: leave a primary that is not one any more (its
+        connection may still be open, silent: a partition, a frozen machine)."""
+        if self._clients.target.kind == "single" or time.monotonic() < self._next_primary_check:
             return
         self._next_primary_check = time.monotonic() + PRIMARY_CHECK_INTERVAL
         try:
-            named = await self._clients.primary_address()
+            named = await self._clients.primary_now()
         except UNAVAILABLE:
             return  # no answer is no news: keep the connection that works
-        if self.node and named != self.node:
-            raise RedisConnectionError(f"the sentinels name {named} as the primary now")
+        if self.node and named and named != self.node:
+            raise RedisConnectionError(f"the primary is {named} now")
 
     async def _start_afresh(self) -> None:
         await self._close_feed()

@@ -185,3 +185,69 @@ def test_cluster_failover_of_a_channels_primary(tmp_path: Path) -> None:
     assert new_owner is not owner
     assert stats["failovers_total"] == 1 and f"127.0.0.1:{new_owner.port}" in stats["node"]
     assert f"127.0.0.1:{owner.port}" not in stats["node"]
+
+
+def test_a_cluster_primary_that_stops_answering_is_left(tmp_path: Path) -> None:
+    """SIGSTOP (by PID) the primary of a channel's slot: its connections stay open and silent.
+    The cluster promotes its replica; a process that only subscribes must notice it from the
+    slot map, since its own connection never fails."""
+    import os
+
+    from rat_engine.broadcast import Broadcast
+
+    with cluster_setup(tmp_path / "cluster", replicas=1) as cluster:
+        channel = unique("frozen")
+        owner = cluster.owner_of(f"rat:stream:{{{channel}}}")
+
+        async def scenario() -> dict[str, Any]:
+            subscriber = Broadcast(cluster.url())
+            await subscriber.start()
+            subscription = subscriber.subscribe(channel)
+            await subscription.open()
+            iterator = subscription.__aiter__()
+            try:
+                while shard_subscribers(cluster, channel) != (1, 0):
+                    await asyncio.sleep(0.05)
+                assert owner.pid is not None
+                os.kill(owner.pid, signal.SIGSTOP)
+                try:
+                    stopped_at = time.monotonic()
+                    new_owner = await asyncio.to_thread(
+                        cluster.wait_owner_changes, f"rat:stream:{{{channel}}}", owner
+                    )
+                    promoted = time.monotonic() - stopped_at
+                    while subscriber.stats()["failovers_total"] == 0 and time.monotonic() - stopped_at < 25:
+                        await asyncio.sleep(0.05)
+                    left_after = time.monotonic() - stopped_at
+                    # Published by another process, straight to the new primary.
+                    publisher = Broadcast(cluster.url())
+                    await publisher.start()
+                    try:
+                        after = await publisher.apublish(channel, "after")
+                    finally:
+                        await publisher.stop()
+                    delivered = await asyncio.wait_for(iterator.__anext__(), 10)
+                finally:
+                    os.kill(owner.pid, signal.SIGCONT)
+                return {
+                    "promoted": promoted,
+                    "left_after": left_after,
+                    "new_owner": new_owner.port,
+                    "after": after,
+                    "delivered": delivered.id,
+                    "stats": subscriber.stats(),
+                }
+            finally:
+                subscription.close()
+                await subscriber.stop()
+
+        result = asyncio.run(scenario())
+
+    print(
+        f"\ncluster primary stopped answering; replica promoted after {result['promoted']:.2f}s, "
+        f"left by the subscribing process after {result['left_after']:.2f}s"
+    )
+    assert result["delivered"] == result["after"]
+    assert result["stats"]["failovers_total"] == 1
+    assert f"127.0.0.1:{result['new_owner']}" in result["stats"]["node"]
+    assert result["left_after"] - result["promoted"] < 3.5  # the slot map is read every 2 s

@@ -30,7 +30,7 @@ def _text(value: Any) -> str:
 def _command(port: int, *args: Any) -> Any:
     import redis
 
-    client = redis.Redis(host=HOST, port=port, socket_timeout=2, socket_connect_timeout=2)
+    client = redis.Redis(host=HOST, port=port, socket_timeout=1, socket_connect_timeout=1)
     try:
         return client.execute_command(*args)
     finally:
@@ -116,21 +116,27 @@ class ClusterSetup:
             time.sleep(0.1)
         return time.monotonic() - began
 
-    def owner_of(self, key: str) -> RedisServer:
-        """The primary that serves ``key``'s slot now (asked of a running node)."""
+    def owner_of(self, key: str, avoid: RedisServer | None = None) -> RedisServer:
+        """The primary that serves ``key``'s slot now (asked of the first node that answers,
+        not ``avoid``)."""
         for server in self.servers:
-            if server.running:
+            if not server.running or server is avoid:
+                continue
+            try:
                 slot = int(_command(server.port, "CLUSTER", "KEYSLOT", key))
-                for start, end, primary, *_ in _command(server.port, "CLUSTER", "SLOTS"):
-                    if int(start) <= slot <= int(end):
-                        return next(s for s in self.servers if s.port == int(primary[1]))
-        raise AssertionError("no running node")
+                slots = _command(server.port, "CLUSTER", "SLOTS")
+            except Exception:
+                continue  # a stopped (SIGSTOP) or dying node
+            for start, end, primary, *_ in slots:
+                if int(start) <= slot <= int(end):
+                    return next(s for s in self.servers if s.port == int(primary[1]))
+        raise AssertionError("no node answered")
 
     def wait_owner_changes(self, key: str, old: RedisServer, timeout: float = 30.0) -> RedisServer:
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(Exception):
-                owner = self.owner_of(key)
+                owner = self.owner_of(key, avoid=old)
                 if owner is not old and _text(_command(owner.port, "ROLE")[0]) == "master":
                     return owner
             if time.monotonic() > deadline:
