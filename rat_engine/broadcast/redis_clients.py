@@ -9,7 +9,9 @@ own schedule (:mod:`.redis`).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,10 +43,16 @@ SENTINEL_TIMEOUT = 0.5
 #: Seconds a command may wait for its reply (plus ``replica_timeout`` for ``WAIT``): a primary
 #: that stopped answering (a partition, a frozen machine) fails a publish instead of hanging it.
 COMMAND_TIMEOUT = 5.0
+#: Seconds a question about the topology may take (a cluster node's ``CLUSTER SLOTS``).
+PROBE_TIMEOUT = 1.0
 
 
 def _no_retry() -> Retry:
     return Retry(NoBackoff(), 0)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisClients:
@@ -56,6 +64,10 @@ class RedisClients:
         self.sentinel: Any = None
         #: Cluster with durability: one plain client per primary for "script + WAIT".
         self._node_clients: dict[tuple[str, int], Any] = {}
+        #: Cluster: small clients that ask nodes for the slot map (short timeouts).
+        self._probes: dict[tuple[str, int], Any] = {}
+        #: Cluster: a node that stopped being a primary (``host:port``): asked last for the map.
+        self.suspect: str | None = None
         common: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT,
             "socket_timeout": COMMAND_TIMEOUT + target.replica_timeout,
@@ -107,14 +119,42 @@ class RedisClients:
 
     async def primary_now(self) -> str | None:
         """Who is primary now, asked afresh: the node the sentinels name (``MasterNotFoundError``
-        when none), a cluster's primaries from a new slot map; None for one Redis."""
+        when none), a cluster's primaries (``CLUSTER SLOTS`` asked of up to three nodes at once,
+        the first answer wins: one frozen node must not hold the question up); None for one
+        Redis."""
         if self.sentinel is not None:
             host, port = await self.sentinel.discover_master(self.target.service)
             return f"{host}:{port}"
-        if self.target.kind == "cluster":
-            await self.client.nodes_manager.initialize()
-            return self.node()
-        return None
+        if self.target.kind != "cluster":
+            return None
+        nodes = list(self.client.get_nodes())
+        random.shuffle(nodes)
+        asks = [asyncio.ensure_future(self._probe(node.host, node.port)) for node in nodes[:3]]
+        try:
+            for answer in asyncio.as_completed(asks):
+                with contextlib.suppress(*UNAVAILABLE):
+                    return await answer
+        finally:
+            for ask in asks:
+                if ask.done() and not ask.cancelled():
+                    ask.exception()  # retrieved: an unanswered node is no news
+                ask.cancel()
+        raise RedisConnectionError("no cluster node answered CLUSTER SLOTS")
+
+    async def _probe(self, host: str, port: int) -> str:
+        client = self._probes.get((host, port))
+        if client is None:
+            client = self._probes[(host, port)] = aioredis.Redis(
+                host=host,
+                port=port,
+                socket_connect_timeout=PROBE_TIMEOUT,
+                socket_timeout=PROBE_TIMEOUT,
+                retry=_no_retry(),
+                **self.target.connection_options(),
+            )
+        slots: Any = await client.execute_command("CLUSTER", "SLOTS")
+        primaries = {f"{_text(primary[0])}:{int(primary[1])}" for _start, _end, primary, *_ in slots}
+        return ",".join(sorted(primaries))
 
     # -- outages ------------------------------------------------------------------------------------
     async def reset(self) -> None:
@@ -122,7 +162,10 @@ class RedisClients:
         read the slot map again."""
         with contextlib.suppress(Exception):
             if self.target.kind == "cluster":
-                await self.client.nodes_manager.initialize()
+                # Bounded: a frozen node asked first would hold it for a command timeout; the
+                # reader tries again soon, and the nodes are asked in another order then.
+                initialize = self.client.nodes_manager.initialize(last_failed_node_name=self.suspect)
+                await asyncio.wait_for(initialize, 2 * PROBE_TIMEOUT)
             else:
                 await self.client.connection_pool.disconnect()
         for client in self._node_clients.values():
@@ -130,8 +173,9 @@ class RedisClients:
                 await client.connection_pool.disconnect()
 
     async def close(self) -> None:
-        clients = [self.client, *self._node_clients.values()]
+        clients = [self.client, *self._node_clients.values(), *self._probes.values()]
         self._node_clients.clear()
+        self._probes.clear()
         for client in clients:
             with contextlib.suppress(Exception):
                 await client.aclose()

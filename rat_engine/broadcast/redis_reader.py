@@ -36,6 +36,8 @@ __all__ = ["LiveReader"]
 
 #: Seconds between two questions to the sentinels about who the primary is.
 PRIMARY_CHECK_INTERVAL = 2.0
+#: Seconds one such question may take (a frozen node must not hold it up).
+PRIMARY_CHECK_TIMEOUT = 1.0
 
 
 class LiveReader:
@@ -73,9 +75,11 @@ class LiveReader:
         self._wanted = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        #: Set by the watcher: the primary is another node now (the reader reconnects).
+        self._moved: str | None = None
         #: The server the feed reads from ("host:port"; a cluster's primaries), as of its last open.
         self.node = ""
-        self._next_primary_check = 0.0
         self.reconnects = 0
         self.failovers = 0
         self.last_interruption: float | None = None
@@ -85,14 +89,18 @@ class LiveReader:
         return self._feed is not None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._read_forever())
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._read_forever())
+        if self._clients.target.kind != "single":
+            self._watch = loop.create_task(self._watch_primary())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-            self._task = None
+        for task in (self._watch, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._task = self._watch = None
         await self._close_feed()
 
     # -- channels -----------------------------------------------------------------------------------
@@ -127,7 +135,8 @@ class LiveReader:
                 if self._feed is None:
                     await self._open_feed()
                 assert self._feed is not None
-                await self._check_primary()
+                if self._moved is not None:
+                    raise RedisConnectionError(f"the primary is {self._moved} now")
                 event = await self._feed.next(timeout=1.0)
                 if event is None:
                     continue
@@ -194,20 +203,30 @@ class LiveReader:
             # A cluster's identity is its set of primaries (a failover replaces one of them);
             # otherwise the server the feed reads from.
             self.node = (self._clients.node() if self._sharded else feed.node()) or self.node
-            self._next_primary_check = time.monotonic() + PRIMARY_CHECK_INTERVAL
+            self._moved = None
 
-    async def _check_primary(self) -> None:
-        """Behind sentinels or on a cluster: leave a primary that is not one any more (its
-        connection may still be open, silent: a partition, a frozen machine)."""
-        if self._clients.target.kind == "single" or time.monotonic() < self._next_primary_check:
-            return
-        self._next_primary_check = time.monotonic() + PRIMARY_CHECK_INTERVAL
-        try:
-            named = await self._clients.primary_now()
-        except UNAVAILABLE:
-            return  # no answer is no news: keep the connection that works
-        if self.node and named and named != self.node:
-            raise RedisConnectionError(f"the primary is {named} now")
+    async def _watch_primary(self) -> None:
+        """Behind sentinels or on a cluster: every few seconds, ask who is primary now; if the
+        feed reads from a node that is not any more (its connection may be open and silent: a
+        partition, a frozen machine), tell the reader to reconnect. Runs beside the reader, so
+        a slow answer never holds up delivery."""
+        while True:
+            await asyncio.sleep(PRIMARY_CHECK_INTERVAL)
+            if self._feed is None or self._moved is not None:
+                continue
+            node = self.node
+            try:
+                named = await asyncio.wait_for(self._clients.primary_now(), PRIMARY_CHECK_TIMEOUT)
+            except (TimeoutError, *UNAVAILABLE):
+                continue  # no answer is no news: keep the connection that works
+            except Exception:
+                logger.exception("redis broadcast: asking who the primary is failed")
+                continue
+            if named and node and named != node and self._feed is not None and self.node == node:
+                gone = sorted(set(node.split(",")) - set(named.split(",")))
+                if gone:
+                    self._clients.suspect = gone[0]  # may still accept connections, then hang
+                self._moved = named
 
     async def _start_afresh(self) -> None:
         await self._close_feed()
