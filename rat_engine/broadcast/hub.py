@@ -31,6 +31,8 @@ __all__ = ["Broadcast", "create_backend"]
 T = TypeVar("T")
 #: Seconds the startup check waits for the broker to answer a ping.
 _STARTUP_PING_TIMEOUT = 3.0
+#: How long a new subscriber waits for the broker to answer before it is told to come back.
+_SUBSCRIBE_PING_TIMEOUT = 2.0
 
 
 def create_backend(
@@ -134,6 +136,18 @@ class Broadcast:
                 "and subscribers get messages once it is back",
                 exc if str(exc) else f"no answer within {_STARTUP_PING_TIMEOUT:.0f}s",
             )
+
+    async def check_reachable(self) -> None:
+        """Raise :class:`BroadcastUnavailable` when the broker does not answer within
+        ``_SUBSCRIBE_PING_TIMEOUT`` seconds (a no-op for in-process backends). A subscriber
+        opened while it is down would otherwise get a stream that stays silent."""
+        await self.start()
+        try:
+            await asyncio.wait_for(self.backend.ping(), _SUBSCRIBE_PING_TIMEOUT)
+        except TimeoutError:
+            raise BroadcastUnavailable(
+                f"the broker did not answer within {_SUBSCRIBE_PING_TIMEOUT:.0f}s"
+            ) from None
 
     async def stop(self) -> None:
         for subscribers in list(self._subscribers.values()):

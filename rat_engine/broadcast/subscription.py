@@ -26,7 +26,7 @@ from .._types import SourceKind
 from ..settings import POLICIES
 from ..sse.event import SSEEvent
 from ..streaming.chunk_source import ChunkSource
-from .base import Message
+from .base import BroadcastUnavailable, Message
 
 if TYPE_CHECKING:
     from ..streaming.stream import Stream
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["POLICIES", "Subscription"]
 #: Event type sent when a Last-Event-ID is older than the channel's history (see docs).
 RESYNC_EVENT = "resync"
+#: ``retry:`` (ms) for a subscriber that opened while the broker was down.
+_WAIT_RETRY = 2000
 
 
 def _default_key(message: Message) -> Any:
@@ -87,6 +89,16 @@ class Subscription(ChunkSource):
         if self._opened:
             return
         self._opened = True
+        try:
+            await self.broadcast.check_reachable()
+        except BroadcastUnavailable:
+            if self.last_event_id:
+                raise  # no replay possible now: the stream tells the client to come back
+            # A new subscriber waits for the broker and gets what is published once it is back;
+            # it is told so at once (not a silent stream), with a retry hint for its reconnects.
+            self._push_control(
+                SSEEvent(None, comment="broadcast unavailable, waiting for it", retry=_WAIT_RETRY)
+            )
         await self.broadcast._attach(self)
         try:
             if self.last_event_id:

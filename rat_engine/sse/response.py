@@ -84,6 +84,13 @@ class EventStreamResponse(StreamingResponse):
     def farewell(self, settings: StreamSettings) -> bytes | None:
         return _farewell_frame(settings.shutdown_retry) if settings.shutdown_retry is not None else None
 
+    def unavailable(self, settings: StreamSettings) -> bytes | None:
+        # Why a 200 that ends at once and not a 503: an EventSource never reconnects after a
+        # non-200 answer, so the page would stay dead after the broker is back; with ``retry:``
+        # it comes back by itself (after shutdown_retry ms, the same "soon" as a restart).
+        retry = settings.shutdown_retry if settings.shutdown_retry is not None else 2000
+        return f": broadcast unavailable\nretry: {int(retry)}\n".encode()
+
 
 def _error_with_detail(exc: BaseException) -> bytes:
     return error_event(describe_error(exc, True))

@@ -108,6 +108,11 @@ class StreamingResponse(Response):
         """Written to an open stream when the server shuts down."""
         return None
 
+    def unavailable(self, settings: StreamSettings) -> bytes | None:
+        """The whole body of a stream whose source cannot open (its broker is down); None:
+        answer ``503`` instead."""
+        return None
+
     # -- ASGI -------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve as a plain ASGI app (not admitted or registered anywhere)."""

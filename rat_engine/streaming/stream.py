@@ -121,7 +121,15 @@ class Stream:
             try:
                 await source.open()  # a subscription registers and queues its replay here
             except Exception as exc:
-                logger.error("stream %s: its source cannot open", self._label(), exc_info=exc)
+                if isinstance(exc, ConnectionError):  # the broker is down: said, no traceback
+                    logger.warning("stream %s: broadcast unavailable: %s", self._label(), exc)
+                else:
+                    logger.error("stream %s: its source cannot open", self._label(), exc_info=exc)
+                body = response.unavailable(self.ctx.settings)
+                if body is not None:
+                    await wire.start(response.status_code, response.render_headers(None))
+                    await wire.end(body)
+                    return
                 refusal = Response(b"broadcast unavailable", 503, {"retry-after": "2"})
                 await wire.start(refusal.status_code, refusal.render_headers(len(refusal.body)))
                 await wire.end(refusal.body)
