@@ -25,7 +25,7 @@ from typing import Any
 from .._types import ASGIApp, Message
 from .flow_control import FlowControl
 
-__all__ = ["Exchange", "plain_response"]
+__all__ = ["ASGI_VERSION", "BaseExchange", "Exchange", "plain_response"]
 
 logger = logging.getLogger("rat_engine.server")
 
@@ -52,6 +52,8 @@ def _status_line(code: int) -> bytes:
 
 _STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
 _DISCONNECT = {"type": "http.disconnect"}
+#: Shared by every scope (uvicorn makes one per request); nobody writes to it.
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 
 def plain_response(status: int, text: str) -> bytes:
@@ -62,7 +64,55 @@ def plain_response(status: int, text: str) -> bytes:
     )
 
 
-class Exchange:
+class BaseExchange:
+    """What an HTTP/1.1 exchange and an HTTP/2 stream share: the waiter ``receive()`` sleeps on,
+    and the disconnect callbacks of the :class:`~rat_engine.streaming.wire.StreamWire`."""
+
+    __slots__ = ("waiter", "on_lost", "disconnected", "complete", "more_body")
+
+    waiter: asyncio.Future[None] | None
+    on_lost: list[Callable[[], Any]] | None
+    disconnected: bool
+    complete: bool
+    more_body: bool
+
+    def end_body(self) -> None:
+        self.more_body = False
+        self.wake()
+
+    def wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def lost(self) -> None:
+        """The client is gone: ``receive()`` returns a disconnect, the callbacks run."""
+        if not self.complete:
+            self.disconnected = True
+        self.wake()
+        callbacks, self.on_lost = self.on_lost, None
+        for callback in callbacks or ():
+            try:
+                callback()
+            except Exception:
+                logger.exception("disconnect callback failed")
+
+    def release(self) -> None:
+        self.on_lost = None
+
+    def on_disconnect(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` once when the client goes away (now, if it already has)."""
+        if self.disconnected:
+            callback()
+        elif self.on_lost is None:
+            self.on_lost = [callback]
+        else:
+            self.on_lost.append(callback)
+
+
+class Exchange(BaseExchange):
     """One request and its response: the ``receive`` and ``send`` the application gets, and
     ``scope["rat.exchange"]``."""
 
@@ -71,9 +121,8 @@ class Exchange:
 
     __slots__ = (
         "scope", "flow", "transport", "default_headers", "on_complete", "on_streaming",
-        "keep_alive", "waiting_continue", "body", "more_body", "delivered", "waiter",
-        "disconnected", "on_lost", "started", "complete", "chunked", "remaining", "head_only",
-        "pending_head",
+        "keep_alive", "waiting_continue", "body", "delivered", "started", "chunked", "remaining",
+        "head_only", "pending_head",
     )  # fmt: skip
 
     def __init__(
@@ -141,28 +190,6 @@ class Exchange:
         self.wake()
         return len(self.body) > _BODY_HIGH_WATER
 
-    def end_body(self) -> None:
-        self.more_body = False
-        self.wake()
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def lost(self) -> None:
-        if not self.complete:
-            self.disconnected = True
-        self.wake()
-        callbacks, self.on_lost = self.on_lost, None
-        for callback in callbacks or ():
-            try:
-                callback()
-            except Exception:
-                logger.exception("disconnect callback failed")
-
     @property
     def writable(self) -> bool:
         """A chunk of a started chunked response would go out now, without waiting."""
@@ -197,18 +224,6 @@ class Exchange:
         """Drop the connection now (``send()`` waiting on a congested socket returns)."""
         self.transport.abort()
         return True
-
-    def release(self) -> None:
-        self.on_lost = None
-
-    def on_disconnect(self, callback: Callable[[], Any]) -> None:
-        """Run ``callback()`` once when the client goes away (now, if it already has)."""
-        if self.disconnected:
-            callback()
-        elif self.on_lost is None:
-            self.on_lost = [callback]
-        else:
-            self.on_lost.append(callback)
 
     # -- ASGI --------------------------------------------------------------------------------------
     async def receive(self) -> Message:

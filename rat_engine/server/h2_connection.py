@@ -34,6 +34,7 @@ import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 
+from .exchange import ASGI_VERSION
 from .flood_guard import FloodGuard
 from .h2_stream import H2Stream
 
@@ -44,7 +45,6 @@ __all__ = ["H2Protocol"]
 
 logger = logging.getLogger("rat_engine.server")
 
-_ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 #: Our receive windows (request bodies): per stream (SETTINGS_INITIAL_WINDOW_SIZE) and for
 #: the whole connection (raised from the protocol's 65,535 by a WINDOW_UPDATE).
 _STREAM_WINDOW = 1 << 20
@@ -71,7 +71,6 @@ class H2Protocol(asyncio.Protocol):
         self.client = origin.client
         self.server = origin.server
         self.scheme = origin.scheme
-        self.default_headers: list[tuple[bytes, bytes]] = list(self.server_state.default_headers)
         # PERF: h2 need not check or normalize our response headers again: H2Stream lowercases
         # the names, refuses invalid names and values (as HTTP/1.1 does) and drops the
         # connection-specific ones; ~8 us of h2's ~47 us per response head (measured).
@@ -302,7 +301,7 @@ class H2Protocol(asyncio.Protocol):
             text = unquote(text)
         scope: dict[str, Any] = {
             "type": "http",
-            "asgi": _ASGI_VERSION,
+            "asgi": ASGI_VERSION,
             "http_version": "2",
             "server": self.server,
             "client": self.client,

@@ -22,7 +22,7 @@ from h2.errors import ErrorCodes
 from h2.exceptions import H2Error
 
 from .._types import ASGIApp, Message
-from .exchange import BAD_HEADER_NAME, BAD_HEADER_VALUE
+from .exchange import BAD_HEADER_NAME, BAD_HEADER_VALUE, BaseExchange
 
 if TYPE_CHECKING:
     from .h2_connection import H2Protocol
@@ -43,16 +43,15 @@ _DISCONNECT = {"type": "http.disconnect"}
 _DATA_HEADER = struct.Struct(">IBI").pack
 
 
-class H2Stream:
+class H2Stream(BaseExchange):
     """One request and its response on an HTTP/2 connection."""
 
     #: StreamWire: a lost client (a reset stream, a lost connection) is reported by callback.
     native = True
 
     __slots__ = (
-        "scope", "conn", "stream_id", "h2", "flow", "body", "unacked", "more_body", "delivered",
-        "waiter", "window_waiter", "disconnected", "on_lost", "started", "complete", "ended",
-        "head_only", "remaining", "pending", "h2_state",
+        "scope", "conn", "stream_id", "h2", "flow", "body", "unacked", "delivered", "window_waiter",
+        "started", "ended", "head_only", "remaining", "pending", "h2_state",
     )  # fmt: skip
 
     def __init__(self, scope: dict[str, Any], conn: H2Protocol, stream_id: int) -> None:
@@ -131,10 +130,6 @@ class H2Stream:
             self.acknowledge()
         self.wake()
 
-    def end_body(self) -> None:
-        self.more_body = False
-        self.wake()
-
     def acknowledge(self) -> None:
         """Hand the received bytes back to the client's windows (it may send more)."""
         if self.unacked:
@@ -144,13 +139,6 @@ class H2Stream:
             except H2Error:
                 return
             self.conn.flush()
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
 
     def window_opened(self) -> None:
         """The client raised this stream's (or the connection's) window."""
@@ -166,17 +154,11 @@ class H2Stream:
 
     def lost(self) -> None:
         """The client reset this stream, or the connection is gone."""
+        self.ended = True
         if not self.complete:
             self.disconnected = True
-        self.ended = True
-        self.wake()
-        self.window_opened()
-        callbacks, self.on_lost = self.on_lost, None
-        for callback in callbacks or ():
-            try:
-                callback()
-            except Exception:
-                logger.exception("disconnect callback failed")
+        self.window_opened()  # a writer waiting on the window returns (nothing more is sent)
+        super().lost()
 
     def reset(self, code: ErrorCodes) -> None:
         """Send RST_STREAM (unless the stream already ended) and treat the stream as gone."""
@@ -214,17 +196,6 @@ class H2Stream:
         its other streams go on."""
         self.reset(ErrorCodes.CANCEL)
         return True
-
-    def release(self) -> None:
-        self.on_lost = None
-
-    def on_disconnect(self, callback: Callable[[], Any]) -> None:
-        if self.disconnected:
-            callback()
-        elif self.on_lost is None:
-            self.on_lost = [callback]
-        else:
-            self.on_lost.append(callback)
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         if self.started:
@@ -271,7 +242,8 @@ class H2Stream:
     # -- writing -------------------------------------------------------------------------------------
     def _start_response(self, status: int, headers: Any) -> None:
         fields = [(b":status", _STATUS[status])]
-        fields += self.conn.default_headers
+        # Read per response: uvicorn refreshes the date header in it every second.
+        fields += self.conn.server_state.default_headers
         length: int | None = None
         for name, value in headers:
             if BAD_HEADER_NAME(name) or BAD_HEADER_VALUE(value):

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from .exchange import Exchange, plain_response
+from .exchange import ASGI_VERSION, Exchange, plain_response
 from .flow_control import FlowControl
 
 __all__ = ["BadRequest", "RatHttpProtocol"]
@@ -41,8 +41,6 @@ __all__ = ["BadRequest", "RatHttpProtocol"]
 logger = logging.getLogger("rat_engine.server")
 
 _TIMEOUT_RESPONSE = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
-#: Shared by every scope (uvicorn makes one per request); nobody writes to it.
-_ASGI_VERSION = {"version": "3.0", "spec_version": "2.3"}
 
 
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -268,7 +266,7 @@ class RatHttpProtocol(asyncio.Protocol):
             path = unquote(path)
         scope: dict[str, Any] = {
             "type": "http",
-            "asgi": _ASGI_VERSION,
+            "asgi": ASGI_VERSION,
             "http_version": version,
             "server": self.server,
             "client": self.client,

@@ -107,6 +107,24 @@ def test_json_request_gets_its_response_and_host_from_authority():
     run(go())
 
 
+def test_default_headers_are_read_per_response_not_per_connection():
+    """uvicorn refreshes the date header in ``server_state.default_headers`` every second: a
+    long-lived HTTP/2 connection must not keep the one from when it opened."""
+
+    async def go():
+        async with H2Pair(build_app({})) as pair:
+            pair.server_state.default_headers = [(b"date", b"first")]
+            one = pair.request("/json")
+            await until(pair, lambda: ended(pair, one))
+            pair.server_state.default_headers = [(b"date", b"second")]
+            two = pair.request("/json")
+            await until(pair, lambda: ended(pair, two))
+            assert headers_of(pair, one)[b"date"] == b"first"
+            assert headers_of(pair, two)[b"date"] == b"second"
+
+    run(go())
+
+
 def test_server_announces_max_concurrent_streams_and_windows():
     async def go():
         async with H2Pair(build_app({}), max_concurrent_streams=77) as pair:
