@@ -142,6 +142,8 @@ class Broadcast:
         ``_SUBSCRIBE_PING_TIMEOUT`` seconds (a no-op for in-process backends). A subscriber
         opened while it is down would otherwise get a stream that stays silent."""
         await self.start()
+        if not self.is_distributed:
+            return  # in-process: always there (and no wait_for task per subscriber)
         try:
             await asyncio.wait_for(self.backend.ping(), _SUBSCRIBE_PING_TIMEOUT)
         except TimeoutError:
