@@ -10,10 +10,7 @@ test of a half-built setup.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +19,7 @@ from typing import Any
 from . import HOST
 from .net import free_port
 from .prereq import require_or_skip
-from .redis_server import RedisServer, _redis_ping
+from .redis_server import RedisServer
 
 SERVICE = "mymaster"
 #: How long a sentinel waits before it calls the primary down (the failover starts then).
@@ -43,13 +40,14 @@ sentinel parallel-syncs {service} 2
 """
 
 
-class SentinelProcess:
-    """One ``redis-server <conf> --sentinel`` on 127.0.0.1:port (it rewrites its own conf)."""
+class SentinelProcess(RedisServer):
+    """One ``redis-server <conf> --sentinel`` on 127.0.0.1:port (it rewrites its own conf);
+    started, answered and stopped by PID as any :class:`RedisServer`."""
+
+    log_name = "sentinel.log"
 
     def __init__(self, executable: str, port: int, workdir: Path, primary_port: int) -> None:
-        self.executable = executable
-        self.port = port
-        self.workdir = workdir
+        super().__init__(executable, port, workdir)
         self.conf = workdir / "sentinel.conf"
         self.conf.write_text(
             _SENTINEL_CONF.format(
@@ -63,52 +61,9 @@ class SentinelProcess:
             ),
             encoding="utf-8",
         )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        try:
-            return (self.workdir / "sentinel.log").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-
-    def start(self, timeout: float = 10.0) -> None:
-        self._log = open(self.workdir / "sentinel.log", "ab")  # closed in stop()
-        self.proc = subprocess.Popen(
-            [self.executable, str(self.conf), "--sentinel"],
-            cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while not _redis_ping(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"sentinel on port {self.port} did not start; log:\n{self.log()}")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait()
-            else:
-                proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+    def command_line(self) -> list[str]:
+        return [self.executable, str(self.conf), "--sentinel"]
 
     def command(self, *args: Any) -> Any:
         """Run one command on this sentinel (a short-lived connection)."""

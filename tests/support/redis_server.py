@@ -69,35 +69,42 @@ class RedisServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    #: The file (in ``workdir``) the process writes its log to.
+    log_name = "redis.log"
+
     def log(self) -> str:
         try:
-            return (self.workdir / "redis.log").read_text(encoding="utf-8", errors="replace")
+            return (self.workdir / self.log_name).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
+
+    def command_line(self) -> list[str]:
+        """The ``redis-server`` command this process runs."""
+        return [
+            self.executable,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            str(self.workdir),
+            "--daemonize",
+            "no",
+            *self.extra_args,
+        ]
 
     def start(self, timeout: float = 10.0) -> None:
         """Start (or restart) the server on the same port and wait until it answers PING."""
         if self.running:
             return
         self._close_log()
-        self._log = open(self.workdir / "redis.log", "ab")  # closed in stop()
+        self._log = open(self.workdir / self.log_name, "ab")  # closed in stop()
         self.proc = subprocess.Popen(
-            [
-                self.executable,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--port",
-                str(self.port),
-                "--bind",
-                self.host,
-                "--dir",
-                str(self.workdir),
-                "--daemonize",
-                "no",
-                *self.extra_args,
-            ],
+            self.command_line(),
             cwd=self.workdir,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
@@ -108,10 +115,14 @@ class RedisServer:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.stop()
-                raise RuntimeError(f"redis-server exited with {code}; log:\n{self.log()}")
+                raise RuntimeError(
+                    f"{self.command_line()[0]} on port {self.port} exited with {code}; log:\n{self.log()}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"redis-server did not answer PING within {timeout}s; log:\n{self.log()}")
+                raise RuntimeError(
+                    f"port {self.port} did not answer PING within {timeout}s; log:\n{self.log()}"
+                )
             time.sleep(0.05)
 
     def stop(self, grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
