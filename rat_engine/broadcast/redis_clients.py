@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .redis_config import RedisTarget
 
-__all__ = ["UNAVAILABLE", "RedisClients"]
+__all__ = ["UNAVAILABLE", "RedisClients", "during_outage", "suppress_outage"]
 
 #: "The broker cannot do this now": a lost or refused connection, a timeout, a read-only
 #: replica, a cluster without a primary for the slot (ClusterDownError, SlotNotCoveredError, ...).
@@ -36,6 +36,36 @@ UNAVAILABLE = (
     ReadOnlyError,
     RedisClusterException,
 )
+
+
+def during_outage(exc: BaseException) -> bool:
+    """``exc`` means the broker is unavailable: it is one of :data:`UNAVAILABLE`, or was raised
+    while redis-py was handling one.
+
+    Why the chain: two coroutines share a pub/sub connection (the reader reading, a new
+    subscriber subscribing). When that connection dies, both run redis-py's reconnect on the
+    same connection object, and one can find it half torn down (seen: an ``AttributeError``
+    from a writer set to None mid-reconnect, raised "during handling of" the ConnectionError).
+    That is the outage, not a bug in the reader."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UNAVAILABLE):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@contextlib.contextmanager
+def suppress_outage() -> Iterator[None]:
+    """Swallow what :func:`during_outage` calls an outage; anything else propagates."""
+    try:
+        yield
+    except Exception as exc:
+        if not during_outage(exc):
+            raise
+
 
 #: Seconds to wait for a TCP connection to a Redis server, and for a sentinel's answer.
 CONNECT_TIMEOUT = 2.0

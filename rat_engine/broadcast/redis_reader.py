@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .base import Deliver, Message
-from .redis_clients import UNAVAILABLE, RedisClients
+from .redis_clients import UNAVAILABLE, RedisClients, during_outage, suppress_outage
 from .redis_live import LiveFeed, PubSubFeed, ShardedFeed
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class LiveReader:
         self._channels.add(channel)
         async with self._lock:
             if self._feed is not None:
-                with contextlib.suppress(*UNAVAILABLE):
+                with suppress_outage():
                     await self._feed.add(self._live_key(channel))
         self._wanted.set()
 
@@ -119,7 +119,7 @@ class LiveReader:
         self._last_seen.pop(channel, None)
         async with self._lock:
             if self._feed is not None:
-                with contextlib.suppress(*UNAVAILABLE):
+                with suppress_outage():
                     await self._feed.remove(self._live_key(channel))
 
     # -- the loop ---------------------------------------------------------------------------------------
@@ -155,7 +155,12 @@ class LiveReader:
                 delay = 0.1
             except asyncio.CancelledError:
                 raise
-            except UNAVAILABLE as exc:
+            except Exception as exc:
+                if not during_outage(exc):
+                    logger.exception("redis broadcast reader failed; restarting it")
+                    await self._start_afresh()
+                    await asyncio.sleep(delay)
+                    continue
                 if lost_at is None:
                     lost_at = time.monotonic()
                     # The server the feed read from; if it never connected, the one last reached.
@@ -168,10 +173,6 @@ class LiveReader:
                 await self._start_afresh()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
-            except Exception:
-                logger.exception("redis broadcast reader failed; restarting it")
-                await self._start_afresh()
-                await asyncio.sleep(delay)
 
     def _recovered(self, lost_at: float, lost_node: str) -> None:
         took = time.monotonic() - lost_at

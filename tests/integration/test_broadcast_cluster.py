@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from support.broadcast import BROADCAST_APP_MODULE, assert_strictly_increasing, unique
-from support.live import live_subprocess
+from support.live import around_traceback, live_subprocess
 from support.net import wait_until
 from support.redis_cluster import ClusterSetup, cluster_setup
 from support.sse import HttpSSE
@@ -106,7 +106,7 @@ def test_cluster_shards_channels_and_delivers_across_processes(tmp_path: Path) -
                 for stream in streams.values():
                     stream.close()
         for server in (a, b):
-            assert "Traceback" not in server.output(), server.output()[-3000:]
+            assert "Traceback" not in server.output(), around_traceback(server.output())
 
 
 def test_cluster_failover_of_a_channels_primary(tmp_path: Path) -> None:

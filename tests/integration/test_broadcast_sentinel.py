@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from support.broadcast import BROADCAST_APP_MODULE, id_key, redis_numsub, unique
-from support.live import live_subprocess
+from support.live import around_traceback, live_subprocess
 from support.net import wait_until
 from support.redis_sentinel import SentinelSetup, sentinel_setup
 from support.sse import HttpSSE
@@ -215,7 +215,7 @@ def test_failover_delivers_every_acknowledged_publish_once_in_order(
     assert status_broker["node"] == f"127.0.0.1:{new_port}" and status_broker["failovers_total"] == 1
     for server, figures, text in zip((a, b), stats, metrics, strict=True):
         output = server.output()
-        assert "Traceback" not in output, output[-3000:]
+        assert "Traceback" not in output, around_traceback(output)
         lines = [line for line in output.splitlines() if "redis broadcast failover" in line]
         assert lines, output[-3000:]
         assert f":{old_port} -> 127.0.0.1:{new_port}" in lines[0] and "interrupted for" in lines[0]

@@ -37,6 +37,15 @@ def run_live(app: Any, **options: Any) -> Iterator[Any]:
         handle.stop()
 
 
+def around_traceback(output: str, after: int = 8000) -> str:
+    """The part of a server's ``output`` that explains a failure: from just before its first
+    traceback on (or its tail when there is none), for assertion messages."""
+    start = output.find("Traceback")
+    if start < 0:
+        return output[-after:]
+    return output[max(0, start - 300) : start + after]
+
+
 # -- live subprocess -------------------------------------------------------------------------------
 
 
