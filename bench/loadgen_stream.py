@@ -2,7 +2,9 @@
 
   fanout  S1: --clients subscribers GET /sub (opened --batch at a time); once all have their
           headers, POST /start/<M>; each client counts ``data: `` lines until its
-          ``event: end``. Also reports this process's own CPU during the run.
+          ``event: end``. Also reports this process's own CPU during the run. --sub and
+          --trigger change the two paths (fanout-lone: /start_lone; fanout-textbook:
+          /textbook and /start_textbook).
   latency S1: --clients subscribers GET /sub; POST /start_rate/<rate>/<seconds>; every
           delivery's latency from the message's publish stamp ``"t"`` (time.time() on the
           server) to its arrival (kernel SO_TIMESTAMPNS) and to its read here.
@@ -304,7 +306,7 @@ async def fanout(a: argparse.Namespace) -> dict:
     loop callback per readable socket): each recv() then takes whatever arrived meanwhile, so
     the load generator's work (a recv and its ACK, mostly kernel time) grows with the number
     of sockets, not with the event rate, and it stays off the critical path."""
-    subs, errors, connect_s = await subscribe_all(a, "/sub")
+    subs, errors, connect_s = await subscribe_all(a, a.sub)
     ep = select.epoll()
     by_fd: dict[int, Sub] = {}
     reads = [0]
@@ -372,7 +374,7 @@ async def fanout(a: argparse.Namespace) -> dict:
     cpu0, lcpu0 = proc_cpu(a.server_pid), cpu_self()
     t0 = time.perf_counter()
     pumping = asyncio.ensure_future(pump())
-    answer = await post(a.port, f"/start/{a.messages}", a.timeout)
+    answer = await post(a.port, f"{a.trigger}/{a.messages}", a.timeout)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(pumping, max(0.0, a.timeout - (time.perf_counter() - t0)))
     wall = time.perf_counter() - t0
@@ -682,7 +684,9 @@ def main() -> int:
     p.add_argument("--seconds", type=int, default=10, help="latency: seconds of publishing")
     p.add_argument("--batch", type=int, default=500, help="fanout/latency: connections opened at once")
     p.add_argument("--poll-ms", type=float, default=1.0, help="fanout: pause between epoll sweeps")
-    p.add_argument("--path", default="/idle")
+    p.add_argument("--path", default="/idle", help="idle: the route each stream opens")
+    p.add_argument("--sub", default="/sub", help="fanout: the route each subscriber opens")
+    p.add_argument("--trigger", default="/start", help="fanout: POST <this>/<messages> starts it")
     p.add_argument("--first-event", action="store_true", help="idle: wait for one event per stream")
     p.add_argument(
         "--encoding",
@@ -696,6 +700,11 @@ def main() -> int:
         p.error("bounded: --clients 1..10000, --timeout <= 300, --batch 1..2000")
     if not (1 <= a.rate <= 1000 and 1 <= a.seconds <= 120):
         p.error("bounded: --rate 1..1000, --seconds 1..120")
+    if not all(
+        x.startswith("/") and x.isascii() and x.isprintable() and " " not in x
+        for x in (a.path, a.sub, a.trigger)
+    ):
+        p.error("--path, --sub and --trigger are paths starting with /")
     nofile = raise_nofile()
     if nofile < a.clients + 64:
         p.error(f"RLIMIT_NOFILE is {nofile}: too low for {a.clients} connections")

@@ -1,17 +1,38 @@
 """rat_engine benchmarks, side by side with peer frameworks (run it through ``bench/run``).
 
-Scenarios:
+Scenarios (bench/run --scenario NAME; ``all``, the default, runs every one in this order):
   json          S5: ``wrk -t1 -c64 -d5s`` on GET /json (after a 1 s warm-up) for rat_engine
                 (sync / inline / async handlers), a hand-written ASGI app on the same uvicorn
-                (the floor), a hand-written RSGI app on granian, Starlette, FastAPI, aiohttp
-                and Flask on gunicorn.
-  sync-clients  S3: N clients (default 1000) open the seed-style SSE route (a plain
-                generator: 10 x yield + time.sleep(1)), in batches of --batch connections;
-                how many got all 10 events within 15 s, and how long until all finished
-                (given up at 30 s). --clients 5000 is the large size.
+                (the floor), a hand-written RSGI app on granian, Starlette, FastAPI (async def
+                and plain def), aiohttp and Flask on gunicorn. Ratios vs FastAPI (async def)
+                and vs the raw-ASGI floor.
+  json-def      the json run over the rows for a plain ``def`` handler: rat_engine sync (def
+                on the handler pool, the RAT style), FastAPI def (its threadpool), FastAPI
+                async def (the ratios' base), Flask, aiohttp, raw ASGI (floor).
+  json-async    the json run over the ``async def`` rows: rat_engine async, FastAPI async def,
+                Starlette, aiohttp, raw ASGI (floor), granian RSGI (raw).
+                (Under ``all``, json-def and json-async show the rows of the json run, not
+                measured twice.)
+  sync-clients  S3: N clients (default 1000, --clients 1..10000) open the seed-style SSE
+                route (a plain generator: 10 x yield + time.sleep(1)), in batches of --batch
+                connections; how many got all 10 events within 15 s, and how long until all
+                finished (given up at 30 s). --clients 5000 is the large size:
+                ``bench/run --scenario sync-clients --runs 1 --clients 5000``.
   fanout        S1: N subscribers (default 1000, --clients) on /sub, then POST /start/<M>
-                (--messages, default 2000) publishes M small JSON messages + an ``end`` event;
-                deliveries/s, min/max per client (losses), server and load-generator CPU.
+                (--messages, default 2000) publishes M small JSON messages + an ``end`` event,
+                yielding to the loop (sleep(0)) every 4 messages; deliveries/s, min/max per
+                client (losses), server and load-generator CPU.
+  fanout-lone   fanout with POST /start_lone/<M>: the publisher yields to the loop after EVERY
+                message, so each subscriber gets one write per message (nothing to fold).
+                Same rows as fanout (rat_engine broadcast, FastAPI native SSE, sse-starlette,
+                aiohttp-sse, the raw asyncio floor, rat_engine gzip/zstd); ratio vs the floor.
+  fanout-textbook  the idiom users write, the same hub code in every framework
+                (bench/apps/_common.py): each subscriber's handler makes its own
+                asyncio.Queue, adds it to a module-level set and sends each ``await
+                queue.get()`` item (serialising it itself) until an end item; POST
+                /start_textbook/<M> put_nowait()s each message into every queue, one sleep(0)
+                per message. Rows: rat_engine (@app.sse async generator yielding dicts),
+                FastAPI native SSE, sse-starlette, aiohttp-sse; ratio vs aiohttp-sse.
   fanout-10k    S1 at 10,000 subscribers (--clients overrides) x 200 messages (--messages
                 overrides), connections opened --batch at a time within --give-up seconds.
   latency       S1 latency: N subscribers (default 1000) on /sub, then POST
@@ -21,7 +42,10 @@ Scenarios:
                 delivery, at read time and at kernel arrival (SO_TIMESTAMPNS).
   stream        S2: one client, one stream of --stream-events (200,000) small JSON events from
                 an async generator: events/s; plus lone-event latency (50 events 20 ms apart).
-  idle          S4: N idle streams (default 5000, --clients): server RSS growth per stream.
+  idle          S4: N idle streams (default 5000, --clients): server RSS growth per stream, for
+                rat_engine's async generator (/idle) and broadcast subscription (/sub, nothing
+                published), FastAPI native SSE, sse-starlette, aiohttp-sse, the raw asyncio
+                floor, rat_engine gzip/zstd.
   h2            HTTP/2, driven by h2load (Debian's nghttp2-client), cleartext with prior knowledge
                 (h2c) for every server: rat_engine (app.run(h2c=True)) beside hypercorn and
                 granian's ASGI mode serving the same Starlette app (and a hand-written ASGI app,
@@ -31,12 +55,15 @@ Scenarios:
                 JSON: h2load -c4 -m10 on GET /json for --duration s after --warmup s: req/s.
                 Until rat_engine has an HTTP/2 protocol, its row says "unavailable".
 
-fanout, stream and idle also run two compressed rat_engine rows, "rat_engine gzip" and
+fanout, fanout-lone, stream and idle also run two compressed rat_engine rows, "rat_engine gzip" and
 "rat_engine zstd": the same app with ``app.enable_compression()`` (env BENCH_COMPRESS=1), and a
 load generator that sends ``Accept-Encoding: gzip`` (or zstd) and decodes each stream
 incrementally to count its events. A second table beside the scenario's compares them with
 the uncompressed rat_engine row: bytes on the wire per event, server CPU per event, the load
-generator's CPU. (fanout-10k and latency run no compressed rows.)
+generator's CPU. (fanout-textbook, fanout-10k and latency run no compressed rows.)
+
+--smoke runs every row of the chosen scenario (default: all) at tiny sizes and exits 1 if any
+row failed or produced nothing (CI: ``bench/run --smoke``).
 
 Each server is pinned to CPU 0 and the load generator to CPU 1 (``taskset``), every server is
 started fresh for each run, the order of servers rotates between runs, and the report gives
@@ -105,9 +132,37 @@ JSON_SERVERS = [
     Server("granian RSGI (raw)", "granian_rsgi_json.py", {}, "hand-written RSGI, Rust HTTP"),
     Server("Starlette", "starlette_json.py", {}, "JSONResponse, uvicorn"),
     Server("FastAPI", "fastapi_json.py", {}, "async def -> dict, uvicorn"),
+    Server(
+        "FastAPI def",
+        "fastapi_json.py",
+        {"BENCH_VARIANT": "def"},
+        "plain def -> dict, run in FastAPI's threadpool (anyio, 40 threads), uvicorn",
+    ),
     Server("aiohttp", "aiohttp_json.py", {}, "web.json_response, uvloop"),
     Server("Flask (gunicorn gthread 1x8)", "flask_json.py", {}, "WSGI, 8 threads"),
 ]
+# The json scenarios: the same wrk run over a subset of JSON_SERVERS' rows, in this order.
+# json-def: the rows whose handler is a plain ``def`` (rat_engine's style), json-async: ``async def``;
+# both keep FastAPI (async def), the ratio's base, and the floors.
+JSON_SCENARIOS: dict[str, list[str]] = {
+    "json": [s.name for s in JSON_SERVERS],
+    "json-def": [
+        "rat_engine sync",
+        "FastAPI def",
+        "FastAPI",
+        "Flask (gunicorn gthread 1x8)",
+        "aiohttp",
+        "raw ASGI (uvicorn)",
+    ],
+    "json-async": [
+        "rat_engine async",
+        "FastAPI",
+        "Starlette",
+        "aiohttp",
+        "raw ASGI (uvicorn)",
+        "granian RSGI (raw)",
+    ],
+}
 
 SSE_SERVERS = [
     Server("rat_engine", "rat_sse_sync.py", {}, "one small thread per sync-generator stream"),
@@ -157,7 +212,33 @@ IDLE_SERVERS = [
         first_event=False,
     ),
     *ASYNC_SERVERS[1:],
+    Server(
+        FLOOR_SSE.name,
+        FLOOR_SSE.script,
+        {},
+        "floor: hand-written asyncio Protocol on uvloop, the head and one event, transport kept",
+    ),
 ]
+# fanout-textbook: every framework runs the same hub (bench/apps/_common.py): a queue per
+# subscriber in a module-level set, its handler serialising each item itself.
+TEXTBOOK_SERVERS = [
+    Server("rat_engine", "rat_async.py", {}, "@app.sse async generator yielding dicts"),
+    Server("FastAPI native SSE", "fastapi_sse_async.py", {}, "fastapi.sse EventSourceResponse, yields dicts"),
+    Server(
+        "sse-starlette",
+        "sse_starlette_async.py",
+        {},
+        "EventSourceResponse(async gen of {'data': json.dumps})",
+    ),
+    Server("aiohttp-sse", "aiohttp_sse_async.py", {}, "sse_response + await resp.send(json.dumps(item))"),
+]
+# S1 fanout variants: (subscriber route, trigger route prefix) given to bench/loadgen_stream.py.
+FANOUT_ROUTES = {
+    "fanout": ("/sub", "/start"),
+    "fanout-10k": ("/sub", "/start"),
+    "fanout-lone": ("/sub", "/start_lone"),
+    "fanout-textbook": ("/textbook", "/start_textbook"),
+}
 # fanout, stream, idle: rat_engine with app.enable_compression(), clients accepting one coding.
 COMPRESSED_SERVERS = [
     Server(
@@ -170,9 +251,16 @@ COMPRESSED_SERVERS = [
     for coding in ("gzip", "zstd")
 ]
 BASE_ASYNC = "FastAPI native SSE"
+# The row the async tables' "vs" column divides by (BASE_ASYNC where a mode is not listed).
+ASYNC_BASES = {"fanout-lone": FLOOR_SSE.name, "fanout-textbook": "aiohttp-sse"}
 
 BASE_FASTAPI = "FastAPI"
 BASE_FLOOR = "raw ASGI (uvicorn)"
+# --scenario's choices, in the order ``all`` runs them.
+SCENARIOS = [
+    "json", "json-def", "json-async", "sync-clients", "fanout", "fanout-lone", "fanout-textbook", "fanout-10k",
+    "latency", "stream", "idle", "h2",
+]  # fmt: skip
 
 # h2: rat_engine (h2c=True) beside hypercorn and granian's ASGI mode, all h2c with prior knowledge.
 H2_SERVERS = [
@@ -499,7 +587,7 @@ def bench_async_once(
             *pin(args.load_cpu),
             sys.executable,
             str(BENCH / "loadgen_stream.py"),
-            "fanout" if mode == "fanout-10k" else mode,
+            "fanout" if mode in FANOUT_ROUTES else mode,
             "--port",
             str(running.port),
             "--server-pid",
@@ -507,12 +595,11 @@ def bench_async_once(
             "--timeout",
             str(args.give_up),
         ]
-        if mode == "fanout":
-            cmd += ["--clients", str(args.subscribers), "--messages", str(args.messages)]
-            cmd += ["--batch", str(args.batch)]
-        elif mode == "fanout-10k":
-            cmd += ["--clients", str(args.big_subscribers), "--messages", str(args.big_messages)]
-            cmd += ["--batch", str(args.batch)]
+        if mode in FANOUT_ROUTES:
+            clients = args.big_subscribers if mode == "fanout-10k" else args.subscribers
+            sub, trigger = FANOUT_ROUTES[mode]
+            cmd += ["--clients", str(clients), "--messages", str(messages), "--batch", str(args.batch)]
+            cmd += ["--sub", sub, "--trigger", trigger]
         elif mode == "latency":
             cmd += [
                 "--clients",
@@ -546,7 +633,7 @@ def bench_async_once(
             server_threads=s1["threads"],
             **others(m0, m1, s1["cpu"] - s0["cpu"], load_cpu, wall),
         )
-        if mode in ("fanout", "fanout-10k"):
+        if mode in FANOUT_ROUTES:
             result["server_cpu_pct"] = 100 * result["server_cpu_s"] / max(1e-9, result["wall_s"])
             result["loss"] = result["expected"] - result["delivered"]
         elif mode == "stream":
@@ -890,34 +977,31 @@ def async_table(
     servers: list[Server],
     rows: dict[str, list[dict[str, Any]]],
 ) -> str:
-    key = {
-        "fanout": "events_per_s",
-        "fanout-10k": "events_per_s",
-        "latency": "p99_ms",
-        "stream": "events_per_s",
-    }
-    key = key.get(mode, "kb_per_stream")
-    base = summary.get(BASE_ASYNC, {}).get(key)
-    if mode in ("fanout", "fanout-10k"):
+    key = "events_per_s" if mode in FANOUT_ROUTES or mode == "stream" else "kb_per_stream"
+    key = "p99_ms" if mode == "latency" else key
+    base_name = ASYNC_BASES.get(mode, BASE_ASYNC)
+    base = summary.get(base_name, {}).get(key)
+    vs_base = "vs " + ("FastAPI native" if base_name == BASE_ASYNC else base_name)
+    if mode in FANOUT_ROUTES:
         head = (
-            "| server | deliveries/s (median) | runs | vs FastAPI native | subscribed (connect s) | delivered / expected "
+            f"| server | deliveries/s (median) | runs | {vs_base} | subscribed (connect s) | delivered / expected "
             "| min / max per client | wall s | server CPU | loadgen CPU | other CPU | errors | what it is |\n"
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
         )
     elif mode == "latency":
         head = (
-            "| server | p50 / p99 / max ms (median) | p99 runs | p99 vs FastAPI native | at kernel arrival p50 / p99 / max ms "
+            f"| server | p50 / p99 / max ms (median) | p99 runs | p99 {vs_base} | at kernel arrival p50 / p99 / max ms "
             "| delivered / expected | deliveries/s | subscribed | server CPU | loadgen CPU | other CPU | errors | what it is |\n"
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
         )
     elif mode == "stream":
         head = (
-            "| server | events/s (median) | runs | vs FastAPI native | events | server CPU | lone latency p50 / max ms "
+            f"| server | events/s (median) | runs | {vs_base} | events | server CPU | lone latency p50 / max ms "
             "| other CPU | what it is |\n|---|---:|---|---:|---:|---:|---:|---:|---|"
         )
     else:
         head = (
-            "| server | KB per idle stream (median) | runs | vs FastAPI native | streams open | RSS base → all MB "
+            f"| server | KB per idle stream (median) | runs | {vs_base} | streams open | RSS base → all MB "
             "| server threads | errors | what it is |\n|---|---:|---|---:|---:|---:|---:|---|---|"
         )
     lines = [head]
@@ -933,7 +1017,7 @@ def async_table(
         val = s[key]
         vs = f"{val / base:.2f}x" if base and val else "—"
         last = [r for r in rows[server.name] if "failed" not in r][-1]
-        if mode in ("fanout", "fanout-10k"):
+        if mode in FANOUT_ROUTES:
             lines.append(
                 f"| {server.name} | {fmt(val)} | {each} | {vs} | {fmt(s['subscribed'])} / {fmt(s['subscribers'])} "
                 f"({fmt(s['connect_s'], '.1f')}) | {fmt(s['delivered'])} / {fmt(s['expected_all'])} | "
@@ -993,11 +1077,11 @@ def compression_table(mode: str, summary: dict[str, dict[str, Any]], servers: li
                 f"| {name} | {coding} | {fmt(s['kb_per_stream'], '.1f')} | {fmt(vs, '.2f')}x | {fmt(s['streams'])} |"
             )
             continue
-        events = s["delivered"] if mode == "fanout" else s["events"]
+        events = s["delivered"] if mode in FANOUT_ROUTES else s["events"]
         wire = s["wire_bytes"] / events if s.get("wire_bytes") and events else None
         plain = s["plain_bytes"] / events if s.get("plain_bytes") and events else None
         cpu_us = 1e6 * s["server_cpu_s"] / events if s.get("server_cpu_s") and events else None
-        b_events = base.get("delivered") if mode == "fanout" else base.get("events")
+        b_events = base.get("delivered") if mode in FANOUT_ROUTES else base.get("events")
         b_us = 1e6 * base["server_cpu_s"] / b_events if base.get("server_cpu_s") and b_events else None
         vs_rate = s["events_per_s"] / base["events_per_s"] if base.get("events_per_s") else None
         lines.append(
@@ -1037,7 +1121,7 @@ def json_table(
     base_fa = summary.get(BASE_FASTAPI, {}).get("rps")
     base_floor = summary.get(BASE_FLOOR, {}).get("rps")
     lines = [
-        "| server | req/s (median) | runs (req/s) | vs FastAPI | vs raw ASGI | req per server CPU-s (vs raw) "
+        "| server | req/s (median) | runs (req/s) | vs FastAPI (async def) | vs raw ASGI | req per server CPU-s (vs raw) "
         "| p50 / p99 ms | server CPU | wrk CPU | other CPU | what it is |",
         "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -1151,6 +1235,9 @@ def run_scenario(
     log_dir: Path,
 ) -> dict[str, list[dict[str, Any]]]:
     rows: dict[str, list[dict[str, Any]]] = {s.name: [] for s in servers}
+    if not servers:  # --only matched no row of this scenario
+        print(f"  [{title}] no row matches --only {args.only!r}", flush=True)
+        return rows
     for run in range(args.runs):
         k = run % len(servers)
         order = servers[k:] + servers[:k]  # rotate, so drift does not always hit the same row
@@ -1195,18 +1282,27 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--scenario",
-        choices=["json", "sync-clients", "fanout", "fanout-10k", "latency", "stream", "idle", "h2", "all"],
+        choices=[*SCENARIOS, "all"],
         default="all",
     )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=5.0, help="wrk seconds per run (json)")
     p.add_argument("--warmup", type=float, default=1.0, help="wrk warm-up seconds before each run (json)")
     p.add_argument("--connections", type=int, default=64, help="wrk -c (json)")
-    p.add_argument("--clients", type=int, default=1000, help="concurrent SSE clients (sync-clients)")
+    p.add_argument(
+        "--clients",
+        type=int,
+        default=1000,
+        help="1..10000: SSE clients (sync-clients; 5000 is the large size), subscribers (fanout*, latency; "
+        "fanout-10k: 10000), idle streams (idle: 5000)",
+    )
     p.add_argument("--events", type=int, default=10, help="events per stream (sync-clients)")
     p.add_argument("--interval", type=float, default=1.0, help="time.sleep between events (sync-clients)")
     p.add_argument(
-        "--messages", type=int, default=None, help="messages per subscriber (fanout 2000, fanout-10k 200)"
+        "--messages",
+        type=int,
+        default=None,
+        help="messages per subscriber (fanout, fanout-lone, fanout-textbook 2000; fanout-10k 200)",
     )
     p.add_argument("--rate", type=int, default=5, help="messages published per second (latency)")
     p.add_argument("--seconds", type=int, default=10, help="seconds of publishing (latency)")
@@ -1267,7 +1363,7 @@ def main() -> int:
         p.error("bounded runs only: --clients 1..10000, --give-up <= 300, events*interval <= 120 s")
 
     args.wrk = shutil.which("wrk") or ""
-    if args.scenario in ("json", "all") and not args.wrk:
+    if (args.scenario in JSON_SCENARIOS or args.scenario == "all") and not args.wrk:
         print("wrk not found: install it (apt-get install wrk)", file=sys.stderr)
         return 2
     args.h2load = shutil.which("h2load") or ""
@@ -1308,21 +1404,36 @@ def main() -> int:
     failed_rows: list[str] = []
     t_start = time.monotonic()
 
-    if args.scenario in ("json", "all"):
-        servers = select(JSON_SERVERS, args.only)
-        print(
-            f"S5 json: wrk -t1 -c{args.connections} -d{args.duration:g}s (warm-up {args.warmup:g} s), {args.runs} run(s)"
+    # json, json-def, json-async: one wrk run per row; a row already measured in this invocation
+    # (``all`` runs json first, with every row) is shown again in the subsets, not run again.
+    json_measured: dict[str, list[dict[str, Any]]] = {}
+    json_by_name = {s.name: s for s in JSON_SERVERS}
+    for mode, names in JSON_SCENARIOS.items():
+        if args.scenario not in (mode, "all"):
+            continue
+        servers = select([json_by_name[n] for n in names], args.only)
+        todo = [s for s in servers if s.name not in json_measured]
+        what = {"json": "", "json-def": " (plain def handlers)", "json-async": " (async def handlers)"}[mode]
+        reused = (
+            f"; {len(servers) - len(todo)} row(s) from the json run above" if len(todo) < len(servers) else ""
         )
-        rows = run_scenario("json", servers, bench_json_once, args, log_dir)
+        print(
+            f"S5 {mode}{what}: wrk -t1 -c{args.connections} -d{args.duration:g}s (warm-up {args.warmup:g} s), "
+            f"{args.runs} run(s){reused}"
+        )
+        if todo:
+            json_measured.update(run_scenario(mode, todo, bench_json_once, args, log_dir))
+        rows = {s.name: json_measured[s.name] for s in servers}
         keys = [
             "rps", "rps_per_cpu", "p50_ms", "p99_ms", "non2xx", "socket_errors", "server_cpu_s", "load_cpu_s", "server_cpu_pct",
             "load_cpu_pct", "other_cpu_pct", "steal_pct",
         ]  # fmt: skip
         summary = summarize(rows, keys)
         table = json_table(summary, servers, rows)
-        report["json"] = {"runs": rows, "median": summary}
+        report[mode] = {"runs": rows, "median": summary}
         md += [
-            f"## S5 json: `wrk -t1 -c{args.connections} -d{args.duration:g}s` on GET /json, median of {args.runs}",
+            f"## S5 {mode}{what}: `wrk -t1 -c{args.connections} -d{args.duration:g}s` on GET /json, "
+            f"median of {args.runs}{' (the json run above)' if not todo else ''}",
             "",
             "CPU columns: % of one core used during the measured run by the server (its process tree), by wrk, "
             "and by everything else on the machine (other processes, interrupts, steal: the noise gauge).",
@@ -1330,7 +1441,10 @@ def main() -> int:
             table,
             "",
         ]
-        failed_rows += [n for n, s in summary.items() if s["runs_ok"] == 0 or not s["rps"]]
+        prefix = "" if mode == "json" else f"{mode}: "
+        failed_rows += [
+            prefix + s_.name for s_ in todo if summary[s_.name]["runs_ok"] == 0 or not summary[s_.name]["rps"]
+        ]
 
     if args.scenario in ("sync-clients", "all"):
         servers = select(SSE_SERVERS, args.only)
@@ -1374,6 +1488,17 @@ def main() -> int:
             f"S1 fanout: {args.subscribers} subscribers x {args.messages} messages",
             f"## S1 fanout: {args.subscribers} subscribers on /sub, POST /start/{args.messages}, median of {args.runs}",
         ),
+        "fanout-lone": (
+            f"S1 fanout-lone: {args.subscribers} subscribers x {args.messages} messages, one per loop turn",
+            f"## S1 fanout-lone: {args.subscribers} subscribers on /sub, POST /start_lone/{args.messages} "
+            f"(the publisher yields to the loop after every message), median of {args.runs}",
+        ),
+        "fanout-textbook": (
+            f"S1 fanout-textbook: {args.subscribers} subscribers x {args.messages} messages, a queue per subscriber",
+            f"## S1 fanout-textbook: {args.subscribers} subscribers on /textbook (each an async generator over "
+            f"its own asyncio.Queue), POST /start_textbook/{args.messages} (put_nowait into every queue, "
+            f"sleep(0) after every message), median of {args.runs}",
+        ),
         "fanout-10k": (
             f"S1 fanout-10k: {args.big_subscribers} subscribers x {args.big_messages} messages",
             f"## S1 fanout-10k: {args.big_subscribers} subscribers on /sub (opened {args.batch} at a time), "
@@ -1401,8 +1526,10 @@ def main() -> int:
             continue
         if mode == "idle":
             servers = select([*IDLE_SERVERS, *COMPRESSED_SERVERS], args.only)
-        elif mode == "fanout":
+        elif mode in ("fanout", "fanout-lone"):
             servers = select([*S1_SERVERS, *COMPRESSED_SERVERS], args.only)
+        elif mode == "fanout-textbook":
+            servers = select(TEXTBOOK_SERVERS, args.only)
         elif mode in ("fanout-10k", "latency"):
             servers = select(S1_SERVERS, args.only)
         else:
@@ -1433,7 +1560,7 @@ def main() -> int:
         for name, s in summary.items():
             ok = [r for r in rows[name] if "failed" not in r]
             bad = s["runs_ok"] == 0
-            if mode in ("fanout", "fanout-10k", "latency"):
+            if mode in FANOUT_ROUTES or mode == "latency":
                 bad = bad or not s["delivered"]
             elif mode == "stream":
                 bad = bad or not s["events"] or not any(r.get("lone_events") for r in ok)

@@ -1,4 +1,5 @@
-"""Shared bits of the benchmark apps: the port, the JSON payload and the seed-style generator.
+"""Shared bits of the benchmark apps: the port, the JSON payload, the seed-style generator and
+the textbook fan-out hub (fanout-textbook).
 
 Every app is started as ``python bench/apps/NAME.py PORT`` (or with env ``BENCH_PORT``) and
 binds 127.0.0.1 only.
@@ -56,6 +57,12 @@ def stream_events() -> int:
     return int(os.environ.get("BENCH_STREAM_EVENTS", "200000"))
 
 
+# S1 fanout publishers: ``await asyncio.sleep(0)`` after message i when ``i % every == 0``.
+# POST /start/<M> uses 4 (several messages per loop turn, which a server may fold into one
+# write per subscriber); POST /start_lone/<M> (fanout-lone) uses 1: one message per loop turn.
+FANOUT_EVERY, LONE_EVERY = 4, 1
+
+
 MAX_RATE, MAX_SECONDS = 10_000, 120  # /start_rate bounds: no endpoint publishes forever
 
 
@@ -78,3 +85,31 @@ async def paced(rate: int, seconds: int) -> AsyncIterator[int]:
 def sse_clients() -> int:
     """S3: how many clients the run opens (Flask sizes its thread pool with it)."""
     return int(os.environ.get("BENCH_SSE_CLIENTS", "1000"))
+
+
+# -- fanout-textbook ----------------------------------------------------------------------------
+# The idiom the frameworks' docs and answers show, the same in every app: each subscriber's
+# handler creates its own asyncio.Queue, adds it to this module-level set, and sends what
+# ``await queue.get()`` returns (serialising it itself, in the framework's own way) until
+# TEXTBOOK_END; the publisher puts every message into every queue, one loop turn per message.
+TEXTBOOK_QUEUES: set[asyncio.Queue] = set()
+TEXTBOOK_END = {"end": True}  # compared by identity: ``item is TEXTBOOK_END``
+_textbook_tasks: set[asyncio.Task] = set()
+
+
+async def textbook_publish(n: int) -> None:
+    for i in range(n):
+        item = {"i": i}
+        for queue in tuple(TEXTBOOK_QUEUES):
+            queue.put_nowait(item)
+        await asyncio.sleep(0)
+    for queue in tuple(TEXTBOOK_QUEUES):
+        queue.put_nowait(TEXTBOOK_END)
+
+
+def start_textbook(n: int) -> dict:
+    """POST /start_textbook/<M>: start the publisher task; the answer's JSON body."""
+    task = asyncio.get_running_loop().create_task(textbook_publish(n))
+    _textbook_tasks.add(task)
+    task.add_done_callback(_textbook_tasks.discard)
+    return {"ok": True, "subscribers": len(TEXTBOOK_QUEUES)}

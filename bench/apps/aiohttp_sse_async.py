@@ -1,14 +1,29 @@
 """aiohttp + aiohttp-sse, async: ``async with sse_response(request) as resp: await
 resp.send(...)`` as its README shows, on uvloop. S1 fan-out is an asyncio.Queue per
 subscriber fed by the publisher task (the README's chat example pattern); the publisher
-serialises each message once."""
+serialises each message once. POST /start_lone/<M> (fanout-lone): sleep(0) after every message.
+
+fanout-textbook: GET /textbook puts its own asyncio.Queue into _common.TEXTBOOK_QUEUES and
+``await resp.send(json.dumps(item))`` for each item until the end item; POST
+/start_textbook/<M> runs _common.textbook_publish."""
 
 import asyncio
 import json
 import time
 
 import uvloop
-from _common import BACKLOG, HOST, paced, port, stream_events
+from _common import (
+    BACKLOG,
+    FANOUT_EVERY,
+    HOST,
+    LONE_EVERY,
+    TEXTBOOK_END,
+    TEXTBOOK_QUEUES,
+    paced,
+    port,
+    start_textbook,
+    stream_events,
+)
 from aiohttp import web
 from aiohttp_sse import sse_response
 
@@ -31,15 +46,13 @@ async def sub(request):
     return resp
 
 
-async def start(request):
-    n = int(request.match_info["n"])
-
+def start_publisher(n: int, every: int):
     async def publish():
         for i in range(n):
             msg = (json.dumps({"i": i}), None)
             for q in tuple(subscribers):
                 q.put_nowait(msg)
-            if i % 4 == 0:
+            if i % every == 0:
                 await asyncio.sleep(0)
         for q in tuple(subscribers):
             q.put_nowait(("END", "end"))
@@ -48,6 +61,31 @@ async def start(request):
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return web.json_response({"ok": True, "subscribers": len(subscribers)})
+
+
+async def start(request):
+    return start_publisher(int(request.match_info["n"]), FANOUT_EVERY)
+
+
+async def start_lone(request):
+    return start_publisher(int(request.match_info["n"]), LONE_EVERY)
+
+
+async def textbook(request):
+    queue: asyncio.Queue = asyncio.Queue()
+    TEXTBOOK_QUEUES.add(queue)
+    try:
+        async with sse_response(request) as resp:
+            while (item := await queue.get()) is not TEXTBOOK_END:
+                await resp.send(json.dumps(item))
+            await resp.send("END", event="end")
+    finally:
+        TEXTBOOK_QUEUES.discard(queue)
+    return resp
+
+
+async def start_textbook_route(request):
+    return web.json_response(start_textbook(int(request.match_info["n"])))
 
 
 async def start_rate(request):
@@ -93,6 +131,9 @@ async def idle(request):
 app = web.Application()
 app.router.add_get("/sub", sub)
 app.router.add_post("/start/{n}", start)
+app.router.add_post("/start_lone/{n}", start_lone)
+app.router.add_get("/textbook", textbook)
+app.router.add_post("/start_textbook/{n}", start_textbook_route)
 app.router.add_post("/start_rate/{rate}/{seconds}", start_rate)
 app.router.add_get("/stream", stream)
 app.router.add_get("/lone", lone)

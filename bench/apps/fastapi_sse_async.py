@@ -2,13 +2,26 @@
 generator path operation, FastAPI >= 0.135); falls back to StreamingResponse with hand-framed
 ``data:`` lines on older FastAPI. S1 fan-out is an asyncio.Queue per subscriber, fed by the
 publisher task (the broadcast pattern of the FastAPI/Starlette docs and discussions).
-The publisher serialises each message once and every subscriber yields it as raw data."""
+The publisher serialises each message once and every subscriber yields it as raw data.
+POST /start_lone/<M> (fanout-lone): sleep(0) after every message.
+
+fanout-textbook: GET /textbook is an async generator path operation that puts its own
+asyncio.Queue into _common.TEXTBOOK_QUEUES and yields each item (a dict: FastAPI encodes it as
+JSON) until the end item; POST /start_textbook/<M> runs _common.textbook_publish."""
 
 import asyncio
 import json
 import time
 
-from _common import paced, stream_events
+from _common import (
+    FANOUT_EVERY,
+    LONE_EVERY,
+    TEXTBOOK_END,
+    TEXTBOOK_QUEUES,
+    paced,
+    start_textbook,
+    stream_events,
+)
 from _uvicorn import run
 from fastapi import FastAPI, Request
 
@@ -60,6 +73,17 @@ if NATIVE:
         yield "hi"
         await asyncio.sleep(3600)
 
+    @app.get("/textbook", response_class=EventSourceResponse)
+    async def textbook():
+        queue: asyncio.Queue = asyncio.Queue()
+        TEXTBOOK_QUEUES.add(queue)
+        try:
+            while (item := await queue.get()) is not TEXTBOOK_END:
+                yield item
+            yield ServerSentEvent(raw_data="END", event="end")
+        finally:
+            TEXTBOOK_QUEUES.discard(queue)
+
 else:
 
     def frame(data: str, name: str | None = None) -> str:
@@ -107,15 +131,28 @@ else:
 
         return StreamingResponse(gen(), media_type="text/event-stream")
 
+    @app.get("/textbook")
+    async def textbook():
+        async def gen():
+            queue: asyncio.Queue = asyncio.Queue()
+            TEXTBOOK_QUEUES.add(queue)
+            try:
+                while (item := await queue.get()) is not TEXTBOOK_END:
+                    yield frame(json.dumps(item))
+                yield frame("END", "end")
+            finally:
+                TEXTBOOK_QUEUES.discard(queue)
 
-@app.post("/start/{n}")
-async def start(n: int):
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+
+def start_publisher(n: int, every: int) -> dict:
     async def publish():
         for i in range(n):
             msg = (json.dumps({"i": i}), None)
             for q in tuple(subscribers):
                 q.put_nowait(msg)
-            if i % 4 == 0:
+            if i % every == 0:
                 await asyncio.sleep(0)
         for q in tuple(subscribers):
             q.put_nowait(_END)
@@ -124,6 +161,21 @@ async def start(n: int):
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return {"ok": True, "subscribers": len(subscribers), "native_sse": NATIVE}
+
+
+@app.post("/start/{n}")
+async def start(n: int):
+    return start_publisher(n, FANOUT_EVERY)
+
+
+@app.post("/start_lone/{n}")
+async def start_lone(n: int):
+    return start_publisher(n, LONE_EVERY)
+
+
+@app.post("/start_textbook/{n}")
+async def start_textbook_route(n: int):
+    return {**start_textbook(n), "native_sse": NATIVE}
 
 
 @app.post("/start_rate/{rate}/{seconds}")

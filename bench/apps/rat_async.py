@@ -3,6 +3,10 @@
 /sub         broadcast fast path: ``return app.broadcast.subscribe("bench")``
 POST /start/<M>  publishes M small dicts with ``await app.broadcast.apublish`` (sleep(0) every
              4 messages), then one ``event: end``
+POST /start_lone/<M>  fanout-lone: the same with sleep(0) after every message
+/textbook    fanout-textbook: @app.sse async generator over its own asyncio.Queue in
+             _common.TEXTBOOK_QUEUES, yielding each dict until the end item
+POST /start_textbook/<M>  fanout-textbook: _common.textbook_publish (put_nowait into every queue)
 POST /start_rate/<R>/<S>  S1 latency: R messages per second for S seconds, each
              ``{"i": i, "t": time.time()}`` stamped when it is published, then ``event: end``
 /stream      @app.sse async generator yielding BENCH_STREAM_EVENTS dicts
@@ -18,8 +22,19 @@ import asyncio
 import os
 import time
 
-from _common import HOST, fanout_messages, paced, port, stream_events
-from rat_engine import RatApp
+from _common import (
+    FANOUT_EVERY,
+    HOST,
+    LONE_EVERY,
+    TEXTBOOK_END,
+    TEXTBOOK_QUEUES,
+    fanout_messages,
+    paced,
+    port,
+    start_textbook,
+    stream_events,
+)
+from rat_engine import RatApp, SSEEvent
 
 app = RatApp(
     name="bench_async",
@@ -37,12 +52,11 @@ def sub(request_data):
     return app.broadcast.subscribe("bench")
 
 
-@app.json("/start/<int:n>", methods=["POST"])
-async def start(request_data, n):
+def start_publisher(n: int, every: int) -> dict:
     async def run():
         for i in range(n):
             await app.broadcast.apublish("bench", {"i": i})
-            if i % 4 == 0:
+            if i % every == 0:
                 await asyncio.sleep(0)
         await app.broadcast.apublish("bench", "END", event="end")
 
@@ -50,6 +64,33 @@ async def start(request_data, n):
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
     return {"ok": True, "subscribers": app.broadcast.stats()["subscribers"]}
+
+
+@app.json("/start/<int:n>", methods=["POST"])
+async def start(request_data, n):
+    return start_publisher(n, FANOUT_EVERY)
+
+
+@app.json("/start_lone/<int:n>", methods=["POST"])
+async def start_lone(request_data, n):
+    return start_publisher(n, LONE_EVERY)
+
+
+@app.sse("/textbook")
+async def textbook(request_data):
+    queue: asyncio.Queue = asyncio.Queue()
+    TEXTBOOK_QUEUES.add(queue)
+    try:
+        while (item := await queue.get()) is not TEXTBOOK_END:
+            yield item
+        yield SSEEvent("END", event="end")
+    finally:
+        TEXTBOOK_QUEUES.discard(queue)
+
+
+@app.json("/start_textbook/<int:n>", methods=["POST"])
+async def start_textbook_route(request_data, n):
+    return start_textbook(n)
 
 
 @app.json("/start_rate/<int:rate>/<int:seconds>", methods=["POST"])

@@ -1,11 +1,15 @@
-"""The floor for the S1 scenarios (fanout, fanout-10k, latency): a hand-written asyncio
-Protocol on uvloop, no framework and no ASGI. GET /sub answers a bare HTTP/1.1 head
-(``Connection: close``, body until close, no chunking) and keeps the transport; a publisher
-frames each message once and calls ``transport.write(frame)`` for every subscriber. What is
-left is the event loop, one write(2) per subscriber per message, and the kernel's loopback TCP.
+"""The floor for the S1 scenarios (fanout, fanout-10k, fanout-lone, latency) and S4 idle: a
+hand-written asyncio Protocol on uvloop, no framework and no ASGI. GET /sub answers a bare
+HTTP/1.1 head (``Connection: close``, body until close, no chunking) and keeps the transport; a
+publisher frames each message once and calls ``transport.write(frame)`` for every subscriber.
+What is left is the event loop, one write(2) per subscriber per message, and the kernel's
+loopback TCP.
 
 POST /start/<M>             M messages ``{"i": i}`` (sleep(0) every 4, like the peers), then
                             ``event: end``
+POST /start_lone/<M>        fanout-lone: the same with sleep(0) after every message
+GET /idle                   S4: the head and one event ``data: hi``, then nothing (the transport
+                            is kept until the client closes)
 POST /start_rate/<R>/<S>    R messages a second for S seconds, ``{"i": i, "t": time.time()}``
 """
 
@@ -14,7 +18,7 @@ import json
 import time
 
 import uvloop
-from _common import BACKLOG, HOST, paced, port
+from _common import BACKLOG, FANOUT_EVERY, HOST, LONE_EVERY, paced, port
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n"
 END = b"event: end\ndata: END\n\n"
@@ -27,10 +31,10 @@ def send_all(frame: bytes) -> None:
         t.write(frame)
 
 
-async def publish(n: int) -> None:
+async def publish(n: int, every: int) -> None:
     for i in range(n):
         send_all(b"data: " + json.dumps({"i": i}).encode() + b"\n\n")
-        if i % 4 == 0:
+        if i % every == 0:
             await asyncio.sleep(0)
     send_all(END)
 
@@ -68,8 +72,13 @@ class Proto(asyncio.Protocol):
             self.transport.write(HEAD)
             subscribers.add(self.transport)
             return
+        if method == b"GET" and path == b"/idle":
+            self.transport.write(HEAD + b"data: hi\n\n")
+            return
         if method == b"POST" and parts[0] == "start" and len(parts) == 2:
-            coro = publish(int(parts[1]))
+            coro = publish(int(parts[1]), FANOUT_EVERY)
+        elif method == b"POST" and parts[0] == "start_lone" and len(parts) == 2:
+            coro = publish(int(parts[1]), LONE_EVERY)
         elif method == b"POST" and parts[0] == "start_rate" and len(parts) == 3:
             coro = publish_rate(int(parts[1]), int(parts[2]))
         else:
