@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from ._threads import DaemonThreadPool
+from ._threads import HandlerPool
 from ._types import ROUTE_KINDS, Receive, RouteKind, Scope, Send
 from .broadcast import Broadcast
 from .compat import RatEngineExtras
@@ -84,7 +84,7 @@ class RatApp(RatEngineExtras):
         self.connections = ConnectionManager(self.limits)
         self.shutdown_grace = shutdown_grace
         self._handler_threads = handler_threads
-        self._executor: DaemonThreadPool | None = None
+        self._executor: HandlerPool | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
         self._broadcast: Broadcast | None = None
         self.metrics: Metrics | None = None
@@ -361,10 +361,10 @@ class RatApp(RatEngineExtras):
         return self._broadcast
 
     @property
-    def executor(self) -> DaemonThreadPool:
+    def executor(self) -> HandlerPool:
         """Runs plain (non-async) handlers; its threads never keep a stopped process alive."""
         if self._executor is None:
-            self._executor = DaemonThreadPool(self._handler_threads)
+            self._executor = HandlerPool(self._handler_threads)
         return self._executor
 
     def stats(self) -> dict[str, Any]:

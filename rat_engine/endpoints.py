@@ -12,15 +12,14 @@ is annotated with a type that is not a mapping (``def create(item: Item)``: the 
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import functools
 import inspect
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
+from ._threads import HandlerPool
 from ._types import ROUTE_KINDS, RouteKind
 from .exceptions import RouteError
 from .params import Binder, ParamSpec, plan_parameters, resolve_hints
@@ -76,7 +75,7 @@ class Endpoint:
     def is_stream(self) -> bool:
         return ROUTE_KINDS[self.kind].stream
 
-    async def call(self, request_data: dict[str, Any], params: dict[str, Any], executor: Executor) -> Any:
+    async def call(self, request_data: dict[str, Any], params: dict[str, Any], executor: HandlerPool) -> Any:
         plan = self.plan
         if plan.binder is not None:
             if plan.call_style == "direct":  # no second coroutine for the common typed case
@@ -90,14 +89,14 @@ class Endpoint:
             return await self.func(*args, **params)
         if plan.call_style == "direct":
             return self.func(*args, **params)
-        loop = asyncio.get_running_loop()
         # In a copy of the request's context: context variables (rat_engine.request()) reach
         # the pool thread, as asyncio.to_thread does.
-        call = functools.partial(contextvars.copy_context().run, self.func, *args, **params)
-        return await loop.run_in_executor(executor, call)
+        return await executor.run(
+            functools.partial(contextvars.copy_context().run, self.func, *args, **params)
+        )
 
     async def _call_bound(
-        self, binder: Binder, request_data: dict[str, Any], params: dict[str, Any], executor: Executor
+        self, binder: Binder, request_data: dict[str, Any], params: dict[str, Any], executor: HandlerPool
     ) -> Any:
         """A handler with annotated parameters: bound first, so a bad request is a 422 before it
         runs (a plain handler is bound on its pool thread: a large body is not parsed on the loop)."""
@@ -112,10 +111,7 @@ class Endpoint:
         def bound_call() -> Any:
             return func(*args, **binder.bind(request_data, params))
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            executor, functools.partial(contextvars.copy_context().run, bound_call)
-        )
+        return await executor.run(functools.partial(contextvars.copy_context().run, bound_call))
 
 
 def describe_callable(
