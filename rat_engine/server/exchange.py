@@ -37,9 +37,20 @@ _BODY_HIGH_WATER = 65536
 _LAST_CHUNK = b"0\r\n\r\n"
 
 
+#: The last chunk framed, with its body: a broadcast frame goes to every subscriber as the same
+#: bytes object, so it is framed once per message, not once per subscriber (PERF, issue 11).
+_last_chunk: tuple[bytes, bytes] = (b"", b"0\r\n\r\n")
+
+
 def _chunk(body: bytes) -> bytes:
     """``body`` framed as one chunk of a chunked response."""
-    return b"%x\r\n%s\r\n" % (len(body), body)
+    global _last_chunk
+    last = _last_chunk  # one read: another loop's thread may replace it meanwhile
+    if last[0] is body:
+        return last[1]
+    framed = b"%x\r\n%s\r\n" % (len(body), body)
+    _last_chunk = (body, framed)
+    return framed
 
 
 def _status_line(code: int) -> bytes:
