@@ -71,3 +71,36 @@ def test_an_on_error_that_raises_falls_back_to_the_default(caplog: pytest.LogCap
 def test_on_error_is_for_stream_routes_only() -> None:
     with pytest.raises(TypeError):
         RatApp().json("/j", on_error=openai_error)(lambda: {})
+
+
+def test_a_stream_thread_that_cannot_start_ends_its_stream_with_the_error_event(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stream threads are started off the event loop; when the OS refuses one (thread limit),
+    the stream ends with the error event instead of hanging, and the server keeps serving."""
+    import threading
+
+    real_start = threading.Thread.start
+
+    def refuse_stream_threads(thread: threading.Thread) -> None:
+        if thread.name.startswith("rat-stream-"):
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    app = RatApp()
+
+    @app.sse("/progress")
+    def progress(request_data: Any) -> Iterator[str]:
+        yield "never"
+
+    @app.json("/ok")
+    def ok(request_data: Any) -> dict[str, bool]:
+        return {"ok": True}
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_stream_threads)
+    with caplog.at_level(logging.ERROR), TestClient(app) as client:
+        body = client.get("/progress").text
+        assert client.get("/ok").json() == {"ok": True}
+    assert "never" not in body
+    assert body.endswith('event: error\ndata: {"type":"error","message":"Internal Server Error"}\n\n')
+    assert "stream thread could not start [/progress" in caplog.text
