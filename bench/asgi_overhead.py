@@ -35,12 +35,15 @@ CASES = [
     ("rat_engine inline typed, ?q=rat&limit=5 read", "rat_json", "typed", b"q=rat&limit=5"),
     ("Starlette", "starlette_json", None, b""),
     ("FastAPI", "fastapi_json", None, b""),
+    ("FastAPI def", "fastapi_json", "def", b""),
 ]
 
 
 def load(module: str, variant: str | None) -> Any:
     if variant is not None:
         os.environ["BENCH_VARIANT"] = variant
+    else:  # the app's own default, not the variant the previous case left behind
+        os.environ.pop("BENCH_VARIANT", None)
     sys.modules.pop(module, None)
     return importlib.import_module(module).app
 
