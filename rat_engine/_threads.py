@@ -88,7 +88,7 @@ class HandlerPool(Executor):
         self._threads: list[threading.Thread] = []
         self._awake = 0  # workers running or about to run jobs
         self._taken = 0  # jobs taken so far (the watchdog's measure of progress)
-        self._watching = False
+        self._watching: asyncio.AbstractEventLoop | None = None  # the loop the watchdog runs on
         self._shutdown = False
         self._completions: _Completions | None = None
 
@@ -126,8 +126,10 @@ class HandlerPool(Executor):
                 start = self._wake_one_locked()
             else:
                 start = None
-                if loop is not None and not self._watching:
-                    self._watching = True
+                # (Re)armed also when the loop it ran on is gone: a closed loop never fires it.
+                watching = self._watching
+                if loop is not None and (watching is None or (watching is not loop and watching.is_closed())):
+                    self._watching = loop
                     loop.call_later(STALL_CHECK, self._watch, loop, self._taken)
         if start is not None:
             start.start()
@@ -155,7 +157,7 @@ class HandlerPool(Executor):
         start = None
         with self._state:
             if not self._jobs or self._shutdown:
-                self._watching = False
+                self._watching = None
                 return
             if self._taken == taken_then:
                 start = self._wake_one_locked()

@@ -170,3 +170,28 @@ def test_shutdown_cancels_waiting_jobs_and_ends_idle_workers() -> None:
         assert not thread.is_alive()
     with pytest.raises(RuntimeError):
         pool.submit(lambda: 3)
+
+
+def test_the_watchdog_comes_back_on_a_new_loop_after_its_loop_closed() -> None:
+    """A loop closed while calls waited (a test client's loop, a restarted app) must not leave
+    the pool believing a watchdog still runs: blocked workers would then hold up new calls."""
+    pool = HandlerPool(4)
+    release = threading.Event()
+
+    async def first_loop():
+        pool.run(lambda: release.wait(20))
+        await asyncio.sleep(0.05)  # the worker is blocked
+        pool.run(lambda: "queued")  # waits behind it; the watchdog is armed on this loop
+        # the loop ends now, before the watchdog fires
+
+    asyncio.run(first_loop())
+
+    async def second_loop():
+        pool.run(lambda: release.wait(20))
+        return await asyncio.wait_for(pool.run(lambda: "served"), 5)
+
+    try:
+        assert asyncio.run(second_loop()) == "served"
+    finally:
+        release.set()
+    pool.shutdown()
