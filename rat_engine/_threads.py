@@ -198,10 +198,9 @@ class HandlerPool(Executor):
         with self._state:
             if self._jobs:
                 return True
-            if self._shutdown:
-                self._awake -= 1
-                return False
             self._awake -= 1
+            if self._shutdown:
+                return False
             self._parked.append(parker)
         parker.acquire()
         return not self._shutdown

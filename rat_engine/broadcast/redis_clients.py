@@ -42,11 +42,12 @@ def during_outage(exc: BaseException) -> bool:
     """``exc`` means the broker is unavailable: it is one of :data:`UNAVAILABLE`, or was raised
     while redis-py was handling one.
 
-    Why the chain: two coroutines share a pub/sub connection (the reader reading, a new
-    subscriber subscribing). When that connection dies, both run redis-py's reconnect on the
-    same connection object, and one can find it half torn down (seen: an ``AttributeError``
-    from a writer set to None mid-reconnect, raised "during handling of" the ConnectionError).
-    That is the outage, not a bug in the reader."""
+    Why the chain: seen once in CI during a Sentinel failover, the reader's ``get_message`` got
+    "Connection closed by server", and redis-py's reconnect (``HELLO`` on the new primary)
+    raised another error "during handling of" it (its type was cut from the log). A likely
+    cause: two coroutines share the pub/sub connection (the reader reading, a new subscriber
+    subscribing) and both reconnect the same connection object. Either way it is the outage,
+    not a bug in the reader."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:

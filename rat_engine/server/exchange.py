@@ -37,19 +37,26 @@ _BODY_HIGH_WATER = 65536
 _LAST_CHUNK = b"0\r\n\r\n"
 
 
-#: The last chunk framed, with its body: a broadcast frame goes to every subscriber as the same
-#: bytes object, so it is framed once per message, not once per subscriber (PERF, issue 11).
-_last_chunk: tuple[bytes, bytes] = (b"", b"0\r\n\r\n")
-
-
 def _chunk(body: bytes) -> bytes:
     """``body`` framed as one chunk of a chunked response."""
-    global _last_chunk
-    last = _last_chunk  # one read: another loop's thread may replace it meanwhile
+    return b"%x\r\n%s\r\n" % (len(body), body)
+
+
+#: The last chunk framed by :func:`_shared_chunk`, with its body.
+_last_shared: tuple[bytes, bytes] = (b"", _LAST_CHUNK)
+
+
+def _shared_chunk(body: bytes) -> bytes:
+    """:func:`_chunk` for a body that is likely the one framed just before: a broadcast frame
+    reaches every subscriber as the same bytes object, so it is framed once per message, not
+    once per subscriber (PERF, issue 11). Only the handed-past path uses it; a stream's own
+    writes carry a new body each time and would pay for the cache without a hit."""
+    global _last_shared
+    last = _last_shared  # one read: another loop's thread may replace it meanwhile
     if last[0] is body:
         return last[1]
-    framed = b"%x\r\n%s\r\n" % (len(body), body)
-    _last_chunk = (body, framed)
+    framed = _chunk(body)
+    _last_shared = (body, framed)
     return framed
 
 
@@ -228,7 +235,7 @@ class Exchange(BaseExchange):
             or self.flow.write_paused
         ):
             return False
-        self.transport.write(_chunk(body))
+        self.transport.write(_shared_chunk(body))
         return True
 
     def abort(self) -> bool:

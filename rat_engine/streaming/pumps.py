@@ -32,8 +32,6 @@ __all__ = ["TaskPump", "ThreadPump"]
 
 logger = logging.getLogger(__name__)
 
-_thread_start_lock = threading.Lock()
-
 #: While more sync-generator threads than this are alive, the interpreter's switch interval is
 #: raised to at least ``_MANY_THREADS_SWITCH_INTERVAL`` (and put back once at most half as many
 #: are left). Why: a thread waiting for the GIL wakes every switch interval (5 ms by default) to
@@ -102,15 +100,15 @@ class _Starter:
     def _run(cls) -> None:
         while True:
             thread, stack_size, failed = cls.queue.get()
-            with _thread_start_lock:
-                previous = threading.stack_size(stack_size) if stack_size else None
-                try:
-                    thread.start()
-                except BaseException as exc:
-                    failed(exc)
-                finally:
-                    if previous is not None:
-                        threading.stack_size(previous)
+            # Only this thread starts stream threads, so nothing else sets the size meanwhile.
+            previous = threading.stack_size(stack_size) if stack_size else None
+            try:
+                thread.start()
+            except BaseException as exc:
+                failed(exc)
+            finally:
+                if previous is not None:
+                    threading.stack_size(previous)
             del thread, failed  # hold nothing of a stream while waiting for the next
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import HOST
-from .net import free_port
+from .net import free_port, wait_until
 from .prereq import require_or_skip
 from .redis_server import RedisServer
 
@@ -109,11 +109,9 @@ class ClusterSetup:
             return False
 
     def wait_ready(self, timeout: float = 30.0) -> float:
+        """Wait until :meth:`ready`; returns the seconds it took."""
         began = time.monotonic()
-        while not self.ready():
-            if time.monotonic() - began > timeout:
-                raise AssertionError(f"cluster not ready within {timeout}s")
-            time.sleep(0.1)
+        wait_until(self.ready, timeout, "the cluster to be ready", interval=0.1)
         return time.monotonic() - began
 
     def owner_of(self, key: str, avoid: RedisServer | None = None) -> RedisServer:

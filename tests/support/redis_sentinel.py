@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import HOST
-from .net import free_port
+from .net import free_port, wait_until
 from .prereq import require_or_skip
 from .redis_server import RedisServer
 
@@ -178,11 +178,10 @@ class SentinelSetup:
     def wait_ready(self, timeout: float = 30.0) -> float:
         """Wait until :meth:`ready`; returns the seconds it took."""
         began = time.monotonic()
-        deadline = began + timeout
-        while not self.ready():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"sentinels not ready within {timeout}s:\n{self.describe()}")
-            time.sleep(0.1)
+        try:
+            wait_until(self.ready, timeout, "the sentinels to be ready", interval=0.1)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{self.describe()}") from None
         return time.monotonic() - began
 
     def wait_promoted(self, old_port: int, timeout: float = 30.0) -> int:
