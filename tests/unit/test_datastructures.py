@@ -404,3 +404,17 @@ def test_render_headers_table(
     response: Response, length: int | None, expected: list[tuple[bytes, bytes]]
 ) -> None:
     assert response.render_headers(length) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "size"),
+    [
+        ([], 0),
+        ([(b"host", b"t")], 5),
+        ([(b"a", b"1"), (b"a", b"22")], 5),  # a repeated header counts every pair
+    ],
+)
+def test_headers_from_asgi_counted_gives_the_pairs_size(raw: list[tuple[bytes, bytes]], size: int) -> None:
+    headers, counted = Headers.from_asgi_counted(raw)
+    assert counted == size
+    assert headers == Headers.from_asgi(raw)

@@ -384,3 +384,58 @@ async def test_host_errors_say_what_is_wrong() -> None:
     protocol.data_received(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
     await settle()
     assert transport.out.endswith(b"Bad Request: more than one Host header.")
+
+
+def _rat_app() -> Any:
+    from rat_engine import RatApp
+    from rat_engine.responses import Response
+
+    app = RatApp(name="wire")
+
+    @app.json("/j")
+    async def j(request_data: dict[str, Any]) -> Any:
+        return {"ok": True}
+
+    @app.custom("/evil")
+    async def evil(request_data: dict[str, Any]) -> Any:
+        return Response("x").set_header("x-user", "a\r\nevil: 1")
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "head_has", "body"),
+    [
+        (b"GET /j HTTP/1.1\r\nHost: t\r\n\r\n", b"content-length: 11", b'{"ok":true}'),
+        (b"HEAD /j HTTP/1.1\r\nHost: t\r\n\r\n", b"content-length: 11", b""),
+        # The wire path does not check headers again: render_headers must have sanitised it.
+        (b"GET /evil HTTP/1.1\r\nHost: t\r\n\r\n", b"x-user: a evil: 1", b"x"),
+    ],
+)
+@pytest.mark.parametrize("wrapped", [False, True])
+@run_async
+async def test_rat_responses_through_the_wire_or_a_wrapped_send(
+    request_bytes: bytes, head_has: bytes, body: bytes, wrapped: bool
+) -> None:
+    """A complete response goes through the exchange's wire when the app got the exchange's own
+    send(); an ASGI middleware that wraps send() still sees every message."""
+    app = _rat_app()
+    seen: list[str] = []
+
+    async def middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def wrapped_send(message: dict[str, Any]) -> None:
+            seen.append(message["type"])
+            await send(message)
+
+        await app(scope, receive, wrapped_send)
+
+    protocol, transport, _ = make(middleware if wrapped else app)
+    protocol.data_received(request_bytes)
+    await settle(10)
+    head, _, rest = bytes(transport.out).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert head_has in head
+    assert b"\r\nevil" not in head
+    assert rest == body
+    assert transport.writes == 1 if body else transport.writes >= 1
+    assert seen == (["http.response.start", "http.response.body"] if wrapped else [])
