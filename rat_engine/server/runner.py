@@ -319,21 +319,32 @@ def _run_workers(config: uvicorn.Config, sock: socket.socket, workers: int) -> N
         raise RuntimeError("workers > 1 needs os.fork (POSIX); run one process per port instead")
     children: dict[int, int] = {}
     stopping = False
+    supervisor = os.getpid()
+    exit_signals = {signal.SIGINT, signal.SIGTERM}
 
     def spawn(index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # child
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            code = 0
-            try:
-                RatServer(config).run(sockets=[sock])
-            except BaseException:
-                logger.exception("worker %d crashed", index)
-                code = 1
-            finally:
-                os._exit(code)
-        children[pid] = index
+        # Exit signals are held while forking: one arriving meanwhile is forwarded only once the
+        # child is in ``children`` (else that worker never hears it and outlives the server).
+        signal.pthread_sigmask(signal.SIG_BLOCK, exit_signals)
+        try:
+            pid = os.fork()
+            if pid == 0:  # child
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, exit_signals)
+                code = 0
+                try:
+                    _exit_with_parent(supervisor)
+                    RatServer(config).run(sockets=[sock])
+                except BaseException:
+                    logger.exception("worker %d crashed", index)
+                    code = 1
+                finally:
+                    os._exit(code)
+            children[pid] = index
+        finally:
+            if os.getpid() == supervisor:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, exit_signals)
         logger.info("worker %d started (pid %d)", index, pid)
 
     def forward(sig: int, frame: FrameType | None) -> None:
@@ -346,7 +357,8 @@ def _run_workers(config: uvicorn.Config, sock: socket.socket, workers: int) -> N
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for index in range(workers):
-            spawn(index)
+            if not stopping:  # a signal during startup: start no more workers
+                spawn(index)
         while children:
             try:
                 pid, status = os.wait()
@@ -361,6 +373,23 @@ def _run_workers(config: uvicorn.Config, sock: socket.socket, workers: int) -> N
         for s, handler in previous.items():
             signal.signal(s, handler)
         sock.close()
+
+
+def _exit_with_parent(supervisor: int) -> None:
+    """Make this worker receive SIGTERM when its supervisor dies, even by SIGKILL (Linux
+    ``PR_SET_PDEATHSIG``; elsewhere nothing). Why: an orphaned worker would go on serving the
+    port with nobody to stop it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no usable libc
+        return
+    if os.getppid() != supervisor:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_with_reload(

@@ -258,16 +258,7 @@ def test_cli_workers_use_several_processes(app_dir: Path) -> None:
     args = [PYTHON, "-m", "rat_engine", "run", "cliapp:app", "--port", str(port), "--workers", "2"]
     with started(args, app_dir, "workers") as proc:
         proc.wait_until_serving(url + "/")
-        pids: set[int] = set()
-        deadline = time.monotonic() + 15
-        requests = 0
-        while (requests < 40 or len(pids) < 2) and time.monotonic() < deadline:
-            with httpx.Client(timeout=5.0) as client:  # a fresh connection for every request
-                r = client.get(url + "/pid", headers={"Connection": "close"})
-            assert r.status_code == 200
-            pids.add(r.json()["pid"])
-            requests += 1
-        assert len(pids) == 2, f"{requests} requests were served by pids {pids}"
+        pids = _worker_pids(url, 2)
         assert proc.pid not in pids  # the master only supervises
         code, elapsed = proc.terminate_and_wait(timeout=STOP_TIMEOUT + 2)
         assert code == 0, proc.stderr
@@ -278,6 +269,44 @@ def test_cli_workers_use_several_processes(app_dir: Path) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _worker_pids(url: str, workers: int) -> set[int]:
+    """The pids that answer ``/pid``, asked on fresh connections until ``workers`` answered."""
+    pids: set[int] = set()
+    deadline = time.monotonic() + 15
+    requests = 0
+    while (requests < 40 or len(pids) < workers) and time.monotonic() < deadline:
+        with httpx.Client(timeout=5.0) as client:  # a fresh connection for every request
+            r = client.get(url + "/pid", headers={"Connection": "close"})
+        assert r.status_code == 200
+        pids.add(r.json()["pid"])
+        requests += 1
+    assert len(pids) == workers, f"{requests} requests were served by pids {pids}"
+    return pids
+
+
+def test_cli_workers_exit_when_the_supervisor_is_killed(app_dir: Path) -> None:
+    """SIGKILL leaves the supervisor no chance to stop its workers: they must notice by
+    themselves, not go on serving the port as orphans."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [PYTHON, "-m", "rat_engine", "run", "cliapp:app", "--port", str(port), "--workers", "2"]
+    pids: set[int] = set()
+    try:
+        with started(args, app_dir, "orphans") as proc:
+            proc.wait_until_serving(url + "/")
+            pids = _worker_pids(url, 2)
+            proc.kill()
+            deadline = time.monotonic() + STOP_TIMEOUT + 5
+            while any(_pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            alive = [pid for pid in pids if _pid_alive(pid)]
+            assert not alive, f"workers {alive} outlived their killed supervisor"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_app_is_asgi_under_plain_uvicorn(app_dir: Path) -> None:
