@@ -37,16 +37,16 @@ class Headers(dict[str, str]):
         """:meth:`from_asgi`, and the pairs' size in bytes (names and values; PERF: counted in
         the same pass, for the request's header-size limit)."""
         headers = cls()
-        contains = dict.__contains__
         setitem = dict.__setitem__
-        size = 0
+        size = count = 0
         for name, value in raw:
             size += len(name) + len(value)
-            key = name.decode("latin-1")
-            if contains(headers, key):
-                headers.add(key, value.decode("latin-1"))  # repeated header: the slow path
-            else:
-                setitem(headers, key, value.decode("latin-1"))
+            count += 1
+            setitem(headers, name.decode("latin-1"), value.decode("latin-1"))
+        if len(headers) != count:  # a repeated name: the slow path, which joins its values
+            headers = cls()
+            for name, value in raw:
+                headers.add(name.decode("latin-1"), value.decode("latin-1"))
         return headers, size
 
     def add(self, key: str, value: str) -> None:
@@ -135,7 +135,6 @@ class QueryParams(dict[str, str]):
     __slots__ = ("_lists",)
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
-        super().__init__()
         self._lists: dict[str, list[str]] = {}
         for key, value in pairs:
             self._lists.setdefault(key, []).append(value)

@@ -24,7 +24,7 @@ from .context import current_request
 from .convert import make_response
 from .exceptions import HTTPException, RequestValidationError, StreamLimitExceeded
 from .files import FileResponse
-from .request import RequestData, build_request_data, read_body
+from .request import RequestData, build_request_data, may_have_body, read_body
 from .responses import JSONResponse, Response
 from .routing import MethodNotAllowed, NotFound
 from .streaming.response import StreamContext, StreamingResponse
@@ -129,7 +129,7 @@ async def _respond(
         limit = endpoint.max_body_size if endpoint.max_body_size is not None else app.limits.max_body_size
         if endpoint.stream_body:
             request_data.defer_body(receive, limit)
-        else:
+        elif may_have_body(request_data):
             await read_body(request_data, receive, limit)
         # RAT Engine's path_params are the text of the path; the handler's keyword arguments
         # are converted by the rule (<int:n> -> int).

@@ -16,7 +16,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from ._threads import HandlerPool
@@ -71,9 +71,11 @@ class Endpoint:
     #: ``file:line name`` of the handler, for log lines.
     where: str = ""
 
-    @property
-    def is_stream(self) -> bool:
-        return ROUTE_KINDS[self.kind].stream
+    #: The route answers with a stream (set from ``kind``; PERF: an attribute, read per request).
+    is_stream: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        self.is_stream = ROUTE_KINDS[self.kind].stream
 
     async def call(self, request_data: dict[str, Any], params: dict[str, Any], executor: HandlerPool) -> Any:
         plan = self.plan

@@ -114,8 +114,13 @@ class Router(Generic[T]):
         return compiled
 
     def match(self, method: str, path: str) -> Match[T] | NotFound | MethodNotAllowed:
-        allowed: set[str] = set()
         entry = self._static.get(path)
+        if entry is not None:
+            found_static = entry.methods.get(method)
+            if found_static is not None:  # PERF: the common case, no converters to run
+                endpoint, compiled = found_static
+                return Match(endpoint, {}, compiled.rule, {})
+        allowed: set[str] = set()
         if entry is not None:
             found = _pick(entry, method, (), allowed)
             if found is not None:
