@@ -36,6 +36,7 @@ from h2.errors import ErrorCodes
 
 from .exchange import ASGI_VERSION
 from .flood_guard import FloodGuard
+from .forwarded import FORWARDED_HEADERS
 from .h2_stream import H2Stream
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ class H2Protocol(asyncio.Protocol):
 
     def __init__(self, origin: RatHttpProtocol) -> None:
         self.app = origin.app
+        self.forwarded = origin.forwarded
         self.loop = origin.loop
         self.server_state = origin.server_state
         self.root_path = origin.root_path
@@ -277,6 +279,7 @@ class H2Protocol(asyncio.Protocol):
         method = path = authority = None
         fields: list[tuple[bytes, bytes]] = []
         cookies: list[bytes] = []
+        proxied = False
         for name, value in headers:
             if name[:1] == b":":
                 if name == b":method":
@@ -289,6 +292,8 @@ class H2Protocol(asyncio.Protocol):
                 cookies.append(value)  # RFC 9113 8.2.3: joined again for HTTP/1.1-shaped apps
             else:
                 fields.append((name, value))
+                if name in FORWARDED_HEADERS:
+                    proxied = True
         if method is None or path is None:
             return None  # CONNECT (no :path) is not served
         if cookies:
@@ -315,6 +320,8 @@ class H2Protocol(asyncio.Protocol):
         }
         if self.app_state:
             scope["state"] = self.app_state.copy()
+        if proxied and self.forwarded is not None:
+            self.forwarded.apply(scope)
         return scope
 
     def _start(self, stream: H2Stream) -> None:

@@ -35,6 +35,7 @@ import httptools
 
 from .exchange import ASGI_VERSION, Exchange, plain_response
 from .flow_control import FlowControl
+from .forwarded import FORWARDED_HEADERS, ForwardedHeaders, unwrap
 
 __all__ = ["BadRequest", "RatHttpProtocol"]
 
@@ -117,7 +118,7 @@ class RatHttpProtocol(asyncio.Protocol):
         "app", "loop", "server_state", "root_path", "keep_alive_timeout", "limit_concurrency",
         "app_state", "parser", "transport", "client", "server", "scheme", "url", "headers",
         "expect_continue", "host_count", "exchange", "pipeline", "timer", "waiting", "deadline",
-        "flow", "fresh", "preface", "upgrade",
+        "flow", "fresh", "preface", "upgrade", "forwarded", "proxied",
     )  # fmt: skip
 
     def __init__(
@@ -129,7 +130,10 @@ class RatHttpProtocol(asyncio.Protocol):
     ) -> None:
         if not config.loaded:
             config.load()
-        self.app = config.loaded_app
+        #: X-Forwarded-* applied to the scope here instead of by uvicorn's wrapper (forwarded.py).
+        self.forwarded: ForwardedHeaders | None
+        self.app, self.forwarded = unwrap(config.loaded_app)
+        self.proxied = False  # the request being parsed carries an X-Forwarded-* header
         self.loop = _loop or asyncio.get_event_loop()
         self.server_state = server_state
         self.root_path: str = config.root_path
@@ -235,6 +239,7 @@ class RatHttpProtocol(asyncio.Protocol):
         self.headers = []
         self.expect_continue = False
         self.host_count = 0
+        self.proxied = False
         if self.waiting != "head":  # the head timeout runs from the first byte of each request
             self._expect("head", self.header_timeout)
 
@@ -247,6 +252,8 @@ class RatHttpProtocol(asyncio.Protocol):
             self.expect_continue = True
         elif name == b"host":
             self.host_count += 1
+        elif name in FORWARDED_HEADERS:
+            self.proxied = True
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -280,6 +287,8 @@ class RatHttpProtocol(asyncio.Protocol):
         }
         if self.app_state:
             scope["state"] = self.app_state.copy()
+        if self.proxied and self.forwarded is not None:
+            self.forwarded.apply(scope)
         if self.h2c_enabled and self.scheme == "http" and version == "1.1":
             settings = _h2c_upgrade(self.headers)
             if settings is not None:

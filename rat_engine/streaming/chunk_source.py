@@ -18,6 +18,7 @@ from .. import _json
 from .._types import SourceKind
 
 if TYPE_CHECKING:
+    from .response import StreamContext, StreamingResponse
     from .stream import Stream
 
 logger = logging.getLogger("rat_engine.streaming")
@@ -121,15 +122,32 @@ class OwnCancels:
 
 
 class Codec:
-    """Items to chunks for one stream, and the log lines that say which route failed."""
+    """Items to chunks for one stream, and the log lines that say which route failed.
 
-    __slots__ = ("encode", "error_chunk", "where")
+    PERF: the error encoder and the route's label are made the first time a stream needs them
+    (most never do): ~0.3 KB less per open stream (issue 11: idle memory)."""
 
-    def __init__(self, encode: ChunkEncoder, error_chunk: ErrorEncoder, where: str) -> None:
-        self.encode = encode
-        self.error_chunk = error_chunk
-        #: Route and handler (``/api/x (app.py:12 progress)``), for log lines.
-        self.where = where
+    __slots__ = ("encode", "_response", "_ctx", "_path", "_error_chunk")
+
+    def __init__(self, response: StreamingResponse, ctx: StreamContext, path: str) -> None:
+        self.encode: ChunkEncoder = response.encoder
+        self._response = response
+        self._ctx = ctx
+        self._path = path
+        self._error_chunk: ErrorEncoder | None = None
+
+    @property
+    def where(self) -> str:
+        """Route and handler (``/api/x (app.py:12 progress)``), for log lines."""
+        ctx = self._ctx
+        route = ctx.route or self._path
+        return f"{route} ({ctx.handler})" if ctx.handler else route
+
+    def error_chunk(self, exc: BaseException) -> bytes | None:
+        """What the stream sends for ``exc`` (the format's error event; None: nothing)."""
+        if self._error_chunk is None:
+            self._error_chunk = self._response.error_encoder(self._ctx)
+        return self._error_chunk(exc)
 
     def chunk(self, item: Any) -> bytes | None:
         """``item`` encoded; an item that cannot be becomes an error chunk (the stream goes on)."""

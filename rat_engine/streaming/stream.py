@@ -98,8 +98,7 @@ class Stream:
         self.loop = asyncio.get_running_loop()
         self._cancels = OwnCancels(asyncio.current_task())
         settings = ctx.settings
-        where = f"{ctx.route or path} ({ctx.handler})" if ctx.handler else ctx.route or path
-        codec = Codec(response.encoder, response.error_encoder(ctx), where)
+        codec = Codec(response, ctx, path)
         self.source = open_source(
             response.content,
             codec,

@@ -560,3 +560,28 @@ def test_flood_guard_counts_per_one_second_window(hits, elapsed, over):
         now[0] = elapsed * i / max(1, hits - 1)
         results.append(guard.hit("ping"))
     assert results[-1] is over
+
+
+def test_forwarded_headers_are_applied_to_http2_requests_too():
+    """uvicorn's proxy-headers wrapper is taken off the app on HTTP/2 as on HTTP/1.1 and the
+    same rules apply to the scope (see forwarded.py)."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    app = RatApp(name="h2-forwarded")
+
+    @app.json("/who")
+    async def who(request_data):
+        return {"client": request_data["remote_addr"], "scheme": request_data["scheme"]}
+
+    async def go():
+        async with H2Pair(ProxyHeadersMiddleware(app, "127.0.0.1")) as pair:
+            assert pair.server.app is app
+            plain = pair.request("/who")
+            proxied = pair.request(
+                "/who", headers=[("x-forwarded-for", "203.0.113.7"), ("x-forwarded-proto", "https")]
+            )
+            await until(pair, lambda: ended(pair, plain) and ended(pair, proxied))
+            assert pair.body(plain) == b'{"client":"127.0.0.1","scheme":"http"}'
+            assert pair.body(proxied) == b'{"client":"203.0.113.7","scheme":"https"}'
+
+    run(go())

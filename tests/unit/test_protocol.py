@@ -439,3 +439,36 @@ async def test_rat_responses_through_the_wire_or_a_wrapped_send(
     assert rest == body
     assert transport.writes == 1 if body else transport.writes >= 1
     assert seen == (["http.response.start", "http.response.body"] if wrapped else [])
+
+
+async def scope_echo(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    payload = f"{scope['client'][0]} {scope['client'][1]} {scope['scheme']}".encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(payload))]}
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+@pytest.mark.parametrize(
+    ("options", "headers", "seen"),
+    [
+        ({}, b"", b"127.0.0.1 40000 http"),  # no X-Forwarded-*: the peer as it is
+        ({}, b"X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Proto: https\r\n", b"203.0.113.7 0 https"),
+        ({}, b"X-Forwarded-For: 203.0.113.7, 127.0.0.1\r\n", b"203.0.113.7 0 http"),  # the proxy chain
+        ({}, b"X-Forwarded-Proto: gopher\r\n", b"127.0.0.1 40000 http"),  # not a scheme it accepts
+        # The peer (127.0.0.1) is not a trusted proxy: its headers are ignored.
+        ({"forwarded_allow_ips": "10.0.0.5"}, b"X-Forwarded-For: 203.0.113.7\r\n", b"127.0.0.1 40000 http"),
+        ({"proxy_headers": False}, b"X-Forwarded-For: 203.0.113.7\r\n", b"127.0.0.1 40000 http"),
+    ],
+)
+@run_async
+async def test_forwarded_headers_follow_uvicorns_rules(
+    options: dict[str, Any], headers: bytes, seen: bytes
+) -> None:
+    """uvicorn's proxy-headers wrapper is taken off the app and applied to the scope instead
+    (forwarded.py): the result is what ``forwarded_allow_ips`` documents (docs/deployment.md)."""
+    protocol, transport, _ = make(scope_echo, **options)
+    assert protocol.app is scope_echo  # no wrapper coroutine around each request
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n" + headers + b"\r\n")
+    await settle()
+    assert bytes(transport.out).partition(b"\r\n\r\n")[2] == seen
