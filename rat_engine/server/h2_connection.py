@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -334,9 +335,19 @@ class H2Protocol(asyncio.Protocol):
             stream.reset(ErrorCodes.REFUSED_STREAM)
             self.streams.pop(stream.stream_id, None)
             return
-        task = self.loop.create_task(stream.run(self.app))
+        try:
+            running = self.app(scope, stream.receive, stream.send)
+        except Exception as exc:  # not even a coroutine: as if it had raised
+            stream.app_failed(exc)
+            self.stream_done(stream)
+            return
+        task = (
+            self.loop.create_task(running)
+            if type(running) is CoroutineType
+            else asyncio.ensure_future(running, loop=self.loop)
+        )
         state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        task.add_done_callback(stream.app_done)  # which also takes it out of state.tasks
 
     def stream_done(self, stream: H2Stream) -> None:
         """A stream's application returned: forget it; close or idle the connection."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from h2.errors import ErrorCodes
 from h2.exceptions import H2Error
 
-from .._types import ASGIApp, Message
+from .._types import Message
 from .exchange import BAD_HEADER_NAME, BAD_HEADER_VALUE, BaseExchange
 
 if TYPE_CHECKING:
@@ -84,24 +84,28 @@ class H2Stream(BaseExchange):
         if self.h2_state is None:
             self.disconnected = self.ended = True
 
-    async def run(self, app: ASGIApp) -> None:
+    def app_done(self, task: asyncio.Future[Any]) -> None:
+        """The application's task has ended (its done-callback; no wrapper coroutine, as on
+        HTTP/1.1: see ``Exchange.app_done``)."""
+        self.conn.server_state.tasks.discard(task)
         try:
-            await app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            if not self.complete:  # the server is forcing its shutdown
-                self.reset(ErrorCodes.CANCEL)
-            raise
-        except BaseException as exc:
-            logger.error("exception in ASGI application", exc_info=exc)
-            self._fail()
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                raise
-        else:
-            if not self.complete and not self.disconnected:
+            if task.cancelled():
+                if not self.complete:  # the server is forcing its shutdown
+                    self.reset(ErrorCodes.CANCEL)
+                return
+            exc = task.exception()
+            if exc is not None:
+                self.app_failed(exc)
+            elif not self.complete and not self.disconnected:
                 logger.error("ASGI application returned without completing its response")
                 self._fail()
         finally:
             self.conn.stream_done(self)
+
+    def app_failed(self, exc: BaseException) -> None:
+        """The application raised: a 500 if nothing was sent yet, else this stream is reset."""
+        logger.error("exception in ASGI application", exc_info=exc)
+        self._fail()
 
     def _fail(self) -> None:
         if self.complete or self.disconnected:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from types import CoroutineType
 from typing import Any
 from urllib.parse import unquote
 
@@ -402,9 +403,20 @@ class RatHttpProtocol(asyncio.Protocol):
             self.transport.write(plain_response(503, "Service Unavailable"))
             self.transport.close()
             return
-        task = self.loop.create_task(exchange.run(self.app))
+        try:
+            running = self.app(exchange.scope, exchange.receive, exchange.send)
+        except Exception as exc:  # not even a coroutine: as if it had raised
+            exchange.app_failed(exc)
+            return
+        # The application's own coroutine is the task (no wrapper frame): its end is a callback.
+        task = (
+            self.loop.create_task(running)
+            if type(running) is CoroutineType
+            else asyncio.ensure_future(running, loop=self.loop)
+        )
         state.tasks.add(task)
-        task.add_done_callback(state.tasks.discard)
+        exchange.tasks = state.tasks
+        task.add_done_callback(exchange.app_done)
 
     def response_complete(self, exchange: Exchange) -> None:
         self.server_state.total_requests += 1

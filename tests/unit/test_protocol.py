@@ -472,3 +472,37 @@ async def test_forwarded_headers_follow_uvicorns_rules(
     protocol.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n" + headers + b"\r\n")
     await settle()
     assert bytes(transport.out).partition(b"\r\n\r\n")[2] == seen
+
+
+def _future_app(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    """An ASGI app whose call returns an awaitable that is not a coroutine (a task)."""
+    return asyncio.ensure_future(echo_app(scope, receive, send))
+
+
+def _raises_at_call(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+    raise TypeError("not an ASGI app")
+
+
+async def _returns_without_answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("app", "status", "closed"),
+    [
+        (_future_app, b"200", False),  # any awaitable
+        (_raises_at_call, b"500", True),  # raises before it is even a coroutine
+        (_returns_without_answer, b"500", True),
+    ],
+)
+@run_async
+async def test_the_application_task_is_the_apps_own_coroutine(app: Any, status: bytes, closed: bool) -> None:
+    """No wrapper coroutine around the application: its task's end is a callback, which answers
+    500 for an app that failed before sending anything, as the wrapper did."""
+    protocol, transport, state = make(app, interface="asgi3")  # as given: no ASGI2 adapter
+    assert protocol.app is app
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    await settle(10)
+    assert transport.out.startswith(b"HTTP/1.1 " + status)
+    assert transport.closed is closed
+    assert not state.tasks
