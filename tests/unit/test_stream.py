@@ -523,3 +523,40 @@ def test_subscription_frames_are_handed_past_the_parked_loop() -> None:
         b"id: 3",
     ]
     assert stream.info.kind == "subscription" and stream.info.events_sent == 3
+
+
+@pytest.mark.parametrize(
+    ("bursts", "direct_writes"),
+    [
+        ([1, 1, 1], 3),  # lone messages, one per loop turn: each goes to the wire at once
+        ([4], 2),  # a burst in one turn: the first at once, the other three corked into one write
+        ([3, 1, 2], 5),
+    ],
+)
+def test_handed_past_frames_lone_at_once_bursts_corked_in_order(
+    bursts: list[int], direct_writes: int
+) -> None:
+    async def main() -> FakeWire:
+        broadcast = Broadcast("memory://")
+        await broadcast.start()
+        wire = FakeWire()
+        task = asyncio.ensure_future(run_stream(EventStreamResponse(broadcast.subscribe("news")), wire))
+        while broadcast.stats()["subscribers"] == 0:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # the loop parks on the subscription
+        n = 0
+        for size in bursts:
+            for _ in range(size):
+                await broadcast.apublish("news", {"n": n})  # memory://: delivered in this turn
+                n += 1
+            await asyncio.sleep(0.01)  # the turn ends: corked frames are flushed
+        wire.lose()
+        await asyncio.wait_for(task, 2)
+        await broadcast.stop()
+        return wire
+
+    wire = run(main())
+    assert len(wire.direct) == direct_writes
+    assert not wire.writes  # nothing needed the stream's own task
+    ids = [line for line in wire.body.split(b"\n") if line.startswith(b"id:")]
+    assert ids == [b"id: %d" % (i + 1) for i in range(sum(bursts))]
