@@ -76,6 +76,8 @@ class LiveReader:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
+        #: The watcher's question in flight (its own task: see ``stop``).
+        self._check: asyncio.Future[str | None] | None = None
         #: Set by the watcher: the primary is another node now (the reader reconnects).
         self._moved: str | None = None
         #: The server the feed reads from ("host:port"; a cluster's primaries), as of its last open.
@@ -101,6 +103,17 @@ class LiveReader:
                 with contextlib.suppress(BaseException):
                     await task
         self._task = self._watch = None
+        # A question to the sentinels in flight is let finish (its own timeout bounds it), not
+        # cancelled: why, redis-py's ConnectionPool.release() awaits the disconnect of a
+        # connection whose command was cut short before putting it back; cancelled there, the
+        # connection is in no pool any more and stays open (a ResourceWarning once seen in CI).
+        check, self._check = self._check, None
+        if check is not None:
+            await asyncio.wait({check}, timeout=PRIMARY_CHECK_TIMEOUT + 1.0)
+            if not check.done():
+                check.cancel()  # past its own timeout: not a question to redis-py any more
+            elif not check.cancelled():
+                check.exception()  # retrieved: an answer no one waits for any more
         await self._close_feed()
 
     # -- channels -----------------------------------------------------------------------------------
@@ -216,8 +229,12 @@ class LiveReader:
             if self._feed is None or self._moved is not None:
                 continue
             node = self.node
+            # Its own task, shielded: stop() cancels this loop, never the question in flight.
+            check = self._check = asyncio.ensure_future(
+                asyncio.wait_for(self._clients.primary_now(), PRIMARY_CHECK_TIMEOUT)
+            )
             try:
-                named = await asyncio.wait_for(self._clients.primary_now(), PRIMARY_CHECK_TIMEOUT)
+                named = await asyncio.shield(check)
             except (TimeoutError, *UNAVAILABLE):
                 continue  # no answer is no news: keep the connection that works
             except Exception:
