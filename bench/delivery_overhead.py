@@ -13,11 +13,10 @@ sitting; they run alternately, three times each.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
+
+from _trees import main
 
 SUBSCRIBERS = 1000
 MESSAGES = 200
@@ -92,29 +91,5 @@ async def _measure() -> float:
     return best
 
 
-def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        sys.path.insert(0, sys.argv[2])
-        import uvloop
-
-        print(f"{uvloop.run(_measure()) * 1e6:.3f}")
-        return
-    trees = sys.argv[1:] or [str(Path(__file__).resolve().parents[1])]
-    results: dict[str, list[float]] = {tree: [] for tree in trees}
-    for _ in range(3):
-        for tree in trees:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", tree],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd="/",
-            )
-            results[tree].append(float(out.stdout))
-    for tree, figures in results.items():
-        runs = ", ".join(f"{f:.3f}" for f in figures)
-        print(f"{tree}: best {min(figures):.3f} us per delivery (runs: {runs})")
-
-
 if __name__ == "__main__":
-    main()
+    main(_measure, "us per delivery", 3)

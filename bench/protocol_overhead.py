@@ -11,12 +11,11 @@ they run alternately, three times each.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+from _trees import main
 
 REQUEST = b"GET /json HTTP/1.1\r\nHost: x\r\nUser-Agent: b\r\nAccept: */*\r\n\r\n"
 
@@ -65,29 +64,5 @@ async def _measure() -> float:
     return best
 
 
-def main() -> None:
-    trees = sys.argv[1:]
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        sys.path.insert(0, sys.argv[2])
-        import uvloop
-
-        print(f"{uvloop.run(_measure()) * 1e6:.2f}")
-        return
-    trees = trees or [str(Path(__file__).resolve().parents[1])]
-    results: dict[str, list[float]] = {tree: [] for tree in trees}
-    for _ in range(3):
-        for tree in trees:
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", tree],
-                capture_output=True,
-                text=True,
-                check=True,
-                cwd="/",
-            )
-            results[tree].append(float(out.stdout))
-    for tree, figures in results.items():
-        print(f"{tree}: best {min(figures):.2f} us/request (runs: {', '.join(f'{f:.2f}' for f in figures)})")
-
-
 if __name__ == "__main__":
-    main()
+    main(_measure, "us/request", 2)

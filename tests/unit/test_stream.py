@@ -497,15 +497,21 @@ def test_registry_limits(limits: Limits, kinds: list[str], refused_status: int) 
 # -- a broadcast subscription is just another source ---------------------------------------------
 
 
+async def parked_subscription(wire: FakeWire) -> tuple[Broadcast, asyncio.Future[Stream]]:
+    """A memory:// broadcast and a stream of its "news" channel on ``wire``, parked on it."""
+    broadcast = Broadcast("memory://")
+    await broadcast.start()
+    task = asyncio.ensure_future(run_stream(EventStreamResponse(broadcast.subscribe("news")), wire))
+    while broadcast.stats()["subscribers"] == 0:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # the loop parks on the subscription
+    return broadcast, task
+
+
 def test_subscription_frames_are_handed_past_the_parked_loop() -> None:
     async def main() -> tuple[FakeWire, Stream]:
-        broadcast = Broadcast("memory://")
-        await broadcast.start()
         wire = FakeWire()
-        task = asyncio.ensure_future(run_stream(EventStreamResponse(broadcast.subscribe("news")), wire))
-        while broadcast.stats()["subscribers"] == 0:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.01)  # the loop parks on the subscription
+        broadcast, task = await parked_subscription(wire)
         for n in range(3):
             await broadcast.apublish("news", {"n": n})
         await asyncio.sleep(0.05)
@@ -537,13 +543,8 @@ def test_handed_past_frames_lone_at_once_bursts_corked_in_order(
     bursts: list[int], direct_writes: int
 ) -> None:
     async def main() -> FakeWire:
-        broadcast = Broadcast("memory://")
-        await broadcast.start()
         wire = FakeWire()
-        task = asyncio.ensure_future(run_stream(EventStreamResponse(broadcast.subscribe("news")), wire))
-        while broadcast.stats()["subscribers"] == 0:
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.01)  # the loop parks on the subscription
+        broadcast, task = await parked_subscription(wire)
         n = 0
         for size in bursts:
             for _ in range(size):
